@@ -1,0 +1,107 @@
+"""Settings: every option validated once, then passed down unchanged."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from newsreader.errors import UsageError
+
+EngineName = Literal["auto", "edge", "espeak"]
+ENGINES: tuple[EngineName, ...] = ("auto", "edge", "espeak")
+
+DEFAULT_VOICE = "zh-CN-YunyangNeural"
+"""A zh-CN news voice (male, professional news style)."""
+
+_PERCENT = re.compile(r"^[+-]\d{1,3}%$")
+_HERTZ = re.compile(r"^[+-]\d{1,3}Hz$")
+_VOICE = re.compile(
+    r"^[a-z]{2,3}-[A-Za-z]{2,4}(-[a-z]+)?-[A-Za-z]+Neural$|^cmn(-latn-pinyin)?$|^yue$"
+)
+
+
+def default_cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("newsreader"))
+
+
+def check_percent(name: str, value: str) -> str:
+    if not _PERCENT.match(value):
+        raise UsageError(
+            f"--{name} {value!r} is not valid: use a signed percentage such as +10% or -20%."
+        )
+    if not -100 <= int(value[:-1]) <= 200:
+        raise UsageError(f"--{name} {value!r} is out of range: use -100% to +200%.")
+    return value
+
+
+def check_pitch(value: str) -> str:
+    if not _HERTZ.match(value):
+        raise UsageError(f"--pitch {value!r} is not valid: use signed hertz such as +5Hz or -10Hz.")
+    if not -100 <= int(value[:-2]) <= 100:
+        raise UsageError(f"--pitch {value!r} is out of range: use -100Hz to +100Hz.")
+    return value
+
+
+def check_voice(value: str) -> str:
+    if not _VOICE.match(value):
+        raise UsageError(
+            f"--voice {value!r} is not a voice name: use a ShortName such as "
+            f"{DEFAULT_VOICE} (see `newsreader voices`)."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to speak: validated on construction, so no stage re-checks anything."""
+
+    voice: str = DEFAULT_VOICE
+    rate: str = "+0%"
+    pitch: str = "+0Hz"
+    volume: str = "+0%"
+    engine: EngineName = "auto"
+    concurrency: int = 4
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    use_cache: bool = True
+    read_title: bool = True
+    request_timeout: float = 30.0
+    """Deadline for one synthesis request, seconds (edge's client would otherwise wait forever)."""
+    retries: int = 4
+    """Attempts after the first for a transient failure."""
+    backoff: float = 0.5
+    """Base of the exponential back-off between attempts, seconds."""
+    fetch_timeout: float = 20.0
+    max_input_bytes: int = 5_000_000
+
+    def __post_init__(self) -> None:
+        check_voice(self.voice)
+        check_percent("rate", self.rate)
+        check_percent("volume", self.volume)
+        check_pitch(self.pitch)
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine {self.engine!r} is unknown: use auto, edge or espeak.")
+        if not 1 <= self.concurrency <= 16:
+            raise UsageError(
+                f"--concurrency {self.concurrency} is out of range: use 1 to 16 "
+                "(the online service blocks clients that open many connections)."
+            )
+        if self.request_timeout <= 0 or self.fetch_timeout <= 0:
+            raise UsageError("timeouts must be positive numbers of seconds.")
+        if self.retries < 0:
+            raise UsageError("--retries must be 0 or more.")
+
+    @property
+    def locale(self) -> str:
+        """The voice's locale, e.g. ``zh-CN``; the embedded voice speaks Mandarin (``zh-CN``)."""
+        parts = self.voice.split("-")
+        if len(parts) >= 3 and parts[0] == "zh":
+            return f"{parts[0]}-{parts[1]}"
+        return "zh-CN"
+
+    @property
+    def wants_traditional(self) -> bool:
+        return self.locale in ("zh-TW", "zh-HK")

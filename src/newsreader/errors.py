@@ -1,0 +1,96 @@
+"""The one exception tree of newsreader.
+
+Every error a user can cause or meet is a ``NewsreaderError``; the CLI prints its message as one line
+and exits with its ``exit_code``; the service maps it to a 4xx/5xx JSON error. Messages say what is
+wrong and what to do.
+
+    NewsreaderError
+    ├── UsageError            bad option value (rate, voice, concurrency, ...)
+    ├── SourceError           the input cannot be read: missing file, bad scheme, HTTP error,
+    │                         timeout, oversize or binary input
+    ├── ExtractionError       the input was read but holds no readable article
+    ├── SynthesisError        the voice engine failed (after retries)
+    │   ├── EngineUnavailable     the engine cannot be reached or loaded at all
+    │   ├── RateLimited           the service keeps answering 429
+    │   ├── ServiceChanged        the service answered with something the client does not understand
+    │   ├── SegmentsFailed        some segments failed after all retries (names them)
+    │   └── TransientError        one attempt failed in a way a retry may fix (``kind`` says how)
+    └── OutputError           the result cannot be written
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+
+class NewsreaderError(Exception):
+    """Base of every error newsreader raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(NewsreaderError):
+    exit_code = 2
+
+
+class SourceError(NewsreaderError):
+    exit_code = 3
+
+
+class ExtractionError(NewsreaderError):
+    exit_code = 4
+
+
+class SynthesisError(NewsreaderError):
+    exit_code = 5
+
+
+class EngineUnavailable(SynthesisError):
+    pass
+
+
+class RateLimited(SynthesisError):
+    pass
+
+
+class ServiceChanged(SynthesisError):
+    pass
+
+
+TransientKind = Literal[
+    "network", "timeout", "rate_limit", "service_changed", "truncated", "no_audio"
+]
+
+
+class TransientError(SynthesisError):
+    """One synthesis attempt failed in a way that a retry may fix.
+
+    ``kind`` lets the final message tell a rate limit, a network failure and a service change apart;
+    ``retry_after`` carries a server's ``Retry-After`` (seconds) when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, kind: TransientKind, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind: TransientKind = kind
+        self.retry_after = retry_after
+
+
+class SegmentsFailed(SynthesisError):
+    """Some segments could not be synthesized; ``failed`` holds their indexes."""
+
+    def __init__(self, message: str, failed: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
+class OutputError(NewsreaderError):
+    exit_code = 6

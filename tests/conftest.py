@@ -1,0 +1,18 @@
+"""Shared fixtures. The edge stand-in server's fixtures live in tests/standin/fixtures.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.standin.fixtures"]
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SEED = SHARED / "seed" / "000_3d354300c6d8990c.txt"
+CORPUS = SHARED / "corpus" / "news-pages"
+
+
+@pytest.fixture
+def seed_text() -> str:
+    return SEED.read_text(encoding="utf-8")
