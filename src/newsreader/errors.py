@@ -1,8 +1,8 @@
 """The one exception tree of newsreader.
 
-Every error a user can cause or meet is a ``NewsreaderError``; the CLI prints its message as one line
-and exits with its ``exit_code``; the service maps it to a 4xx/5xx JSON error. Messages say what is
-wrong and what to do.
+Every error a user can cause or meet is a ``NewsreaderError``; the CLI prints its message as one
+line and exits with its ``exit_code``; the service maps it to a 4xx/5xx JSON error. Messages say
+what is wrong and what to do.
 
     NewsreaderError
     ├── UsageError            bad option value (rate, voice, concurrency, ...)

@@ -1,4 +1,4 @@
-"""Where the ffmpeg binary comes from: the system's if installed, else the one imageio-ffmpeg ships."""
+"""Where ffmpeg comes from: the system's if installed, else the one imageio-ffmpeg ships."""
 
 from __future__ import annotations
 
