@@ -97,6 +97,8 @@ class Settings:
     @property
     def locale(self) -> str:
         """The voice's locale, e.g. ``zh-CN``; the embedded voice speaks Mandarin (``zh-CN``)."""
+        if self.voice == "yue":
+            return "zh-HK"
         parts = self.voice.split("-")
         if len(parts) >= 3 and parts[0] == "zh":
             return f"{parts[0]}-{parts[1]}"

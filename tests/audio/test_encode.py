@@ -59,6 +59,9 @@ def test_every_frame_is_an_edge_format_frame() -> None:
         assert header[3] & 0xC0 == 0xC0, "not mono"
     for marker in (b"ID3", b"Xing", b"Info", b"LAME"):
         assert marker not in mp3[:FRAME_BYTES]
+    # The first frame borrows nothing from a bit reservoir (MPEG-2 main_data_begin is the first
+    # side-info byte), which is what lets the assembler join streams at frame boundaries.
+    assert mp3[4] == 0
 
 
 def test_decodes_cleanly_to_exactly_frames_times_576_samples() -> None:
