@@ -1,0 +1,344 @@
+"""The online voice: Microsoft Edge's read-aloud service through the ``edge_tts`` client.
+
+One ``synthesize`` call is one websocket request (the scheduler owns retries and concurrency).
+The client has three silent failure modes this module guards against (edge-tts.md):
+
+- a stalled server makes it wait forever → every request runs under ``request_timeout``;
+- a connection closed after some audio returns that partial audio without an error → the audio
+  is checked for completeness (``turn.end`` seen, boundaries cover the text, audio long enough);
+- its errors are its own and aiohttp's → mapped to ``TransientError(kind=…)`` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+import edge_tts
+import edge_tts.communicate
+from edge_tts.exceptions import (
+    EdgeTTSException,
+    NoAudioReceived,
+    SkewAdjustmentError,
+    UnexpectedResponse,
+    UnknownResponse,
+    WebSocketError,
+)
+
+from newsreader.audio.mp3 import bare_frames
+from newsreader.config import Settings
+from newsreader.errors import (
+    EngineUnavailable,
+    SynthesisError,
+    TransientError,
+    UsageError,
+)
+from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Segment, SegmentAudio, SentenceTiming
+from newsreader.synth.base import Voice
+
+TICKS_PER_SECOND = 10_000_000
+"""Edge's offsets and durations are in 100 ns ticks."""
+TAIL_CHARS = 4
+"""How many final speakable characters the boundaries must end with to cover a segment."""
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """One SentenceBoundary event from edge, in seconds from the start of the request's audio."""
+
+    start: float
+    end: float
+    text: str
+
+
+def speakable(text: str) -> str:
+    """The characters a voice speaks: letters and digits, NFKC-folded and case-folded.
+
+    Punctuation, symbols and spaces are dropped so that edge's boundary texts and our sentences
+    can be compared and aligned character by character.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+
+
+class EdgeEngine:
+    """The ``edge`` engine (see ``newsreader.synth.base.Engine``)."""
+
+    name = "edge"
+
+    def __init__(self, *, voices_timeout: float = 10.0) -> None:
+        self._voices_timeout = voices_timeout
+        self._voice_entries: list[tuple[str, str, str, str]] | None = None
+
+    def voice_id(self, settings: Settings) -> str:
+        return f"edge:{settings.voice}:{settings.rate}:{settings.pitch}:{settings.volume}"
+
+    # -- synthesis ----------------------------------------------------------------------------
+
+    async def synthesize(self, segment: Segment, settings: Settings) -> SegmentAudio:
+        if not speakable(segment.text):
+            # Nothing to say (edge would answer NoAudioReceived on every retry): no audio at all.
+            return SegmentAudio(b"", tuple(SentenceTiming(s, 0.0, 0.0) for s in segment.sentences))
+        try:
+            communicate = edge_tts.Communicate(
+                segment.text,
+                settings.voice,
+                rate=settings.rate,
+                pitch=settings.pitch,
+                volume=settings.volume,
+                boundary="SentenceBoundary",
+            )
+        except ValueError as exc:
+            raise UsageError(f"--voice {settings.voice!r} is not an edge voice ({exc})") from None
+        try:
+            raw, boundaries = await asyncio.wait_for(
+                _exchange(communicate), settings.request_timeout
+            )
+        except TimeoutError:
+            raise TransientError(
+                f"edge did not finish within {settings.request_timeout:g} s",
+                kind="timeout",
+            ) from None
+        except aiohttp.ClientResponseError as exc:  # handshake refused (403 after the skew retry)
+            raise _refused(exc) from None
+        except SkewAdjustmentError as exc:
+            raise TransientError(f"edge refused the connection: {exc}", kind="network") from None
+        except NoAudioReceived:
+            raise TransientError(
+                "edge closed the connection without audio", kind="no_audio"
+            ) from None
+        except (UnknownResponse, UnexpectedResponse, WebSocketError) as exc:
+            raise _changed(exc) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransientError(
+                f"network failure talking to edge: {_describe(exc)}", kind="network"
+            ) from None
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            # Raised inside the client while it parses the service's messages (our own code in
+            # _exchange only reads the chunks the client built).
+            raise _changed(exc) from None
+
+        turn_bytes = communicate.state.get("cumulative_audio_bytes")
+        if isinstance(turn_bytes, int) and turn_bytes != len(raw):
+            # The client counts a turn's bytes only when turn.end arrives: the connection closed
+            # before the end of the turn and the client returned what it had.
+            raise TransientError(
+                f"edge closed the connection before the end of the turn "
+                f"({len(raw) - turn_bytes} bytes of audio arrived unconfirmed)",
+                kind="truncated",
+            )
+        try:
+            mp3 = bare_frames(raw)
+        except SynthesisError as exc:
+            raise TransientError(str(exc), kind="service_changed") from None
+        duration = len(mp3) // FRAME_BYTES * FRAME_SECONDS
+        _check_complete(segment.text, boundaries, duration)
+        return SegmentAudio(mp3, sentence_timings(segment.sentences, boundaries, duration))
+
+    # -- voices and reachability ----------------------------------------------------------------
+
+    async def voices(self) -> list[Voice]:
+        return [
+            Voice(
+                short_name=short, locale=locale, gender=gender, engine=self.name, description=desc
+            )
+            for short, locale, gender, desc in await self._entries()
+        ]
+
+    async def check_voice(self, voice: str) -> None:
+        """Raise ``UsageError`` if edge's voice list is reachable and lacks ``voice``."""
+        try:
+            entries = await self._entries()
+        except EngineUnavailable:
+            return  # cannot tell; a request with an unknown voice fails as no_audio anyway
+        if voice not in {short for short, _, _, _ in entries}:
+            raise UsageError(f"unknown voice {voice}: see `newsreader voices`")
+
+    async def probe(self, timeout: float = 3.0) -> str | None:
+        """None if edge's host accepts a TCP connection, else a short reason.
+
+        Reads ``edge_tts.communicate.WSS_URL`` at call time (tests point it at a stand-in).
+        """
+        # The client reads its module-level WSS_URL per request; so do we (it is not re-exported).
+        url = urlsplit(str(vars(edge_tts.communicate)["WSS_URL"]))
+        host = url.hostname or ""
+        port = url.port or (443 if url.scheme in ("wss", "https") else 80)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except socket.gaierror:
+            return f"no network: name resolution failed for {host}"
+        except TimeoutError:
+            return f"no network: {host}:{port} did not answer within {timeout:g} s"
+        except ConnectionRefusedError:
+            return f"{host}:{port} refused the connection"
+        except OSError as exc:
+            return f"no network: {exc.strerror or exc}"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+
+    async def close(self) -> None:
+        self._voice_entries = None
+
+    async def _entries(self) -> list[tuple[str, str, str, str]]:
+        """(short name, locale, gender, description) per voice, fetched once per engine."""
+        if self._voice_entries is None:
+            try:
+                listed = await asyncio.wait_for(edge_tts.list_voices(), self._voices_timeout)
+                entries: list[tuple[str, str, str, str]] = []
+                for voice in listed:
+                    tags = voice.get("VoiceTag", {})
+                    traits = [
+                        *tags.get("ContentCategories", []),
+                        *tags.get("VoicePersonalities", []),
+                    ]
+                    description = ", ".join(t.strip() for t in traits) or voice.get(
+                        "FriendlyName", ""
+                    )
+                    entries.append(
+                        (voice["ShortName"], voice["Locale"], voice["Gender"], description)
+                    )
+            except TimeoutError:
+                raise EngineUnavailable(
+                    f"no answer from the voice list within {self._voices_timeout:g} s"
+                ) from None
+            except aiohttp.ClientResponseError as exc:
+                raise EngineUnavailable(f"the voice list answered HTTP {exc.status}") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise EngineUnavailable(_describe(exc)) from None
+            except (EdgeTTSException, KeyError, TypeError, ValueError) as exc:
+                raise EngineUnavailable(f"the voice list is not understood ({exc!r})") from None
+            self._voice_entries = entries
+        return self._voice_entries
+
+
+async def _exchange(communicate: edge_tts.Communicate) -> tuple[bytes, list[Boundary]]:
+    """Run one request to the end: the audio bytes and the sentence boundaries, as received."""
+    audio = bytearray()
+    boundaries: list[Boundary] = []
+    async for chunk in communicate.stream():
+        if chunk["type"] == "audio":
+            audio += chunk["data"]
+        elif chunk["type"] == "SentenceBoundary":
+            start = chunk["offset"] / TICKS_PER_SECOND
+            end = start + chunk["duration"] / TICKS_PER_SECOND
+            boundaries.append(Boundary(start, end, chunk["text"]))
+    return bytes(audio), boundaries
+
+
+# -- error mapping ------------------------------------------------------------------------------
+
+
+def _refused(exc: aiohttp.ClientResponseError) -> TransientError:
+    status = exc.status
+    if status == 429:
+        retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+        return TransientError(
+            "edge is rate limiting (HTTP 429)", kind="rate_limit", retry_after=retry_after
+        )
+    return TransientError(f"edge refused the connection: HTTP {status}", kind="network")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if it has one."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(0.0, seconds)
+
+
+def _changed(exc: BaseException) -> TransientError:
+    return TransientError(
+        f"edge answered in a way the client does not understand ({type(exc).__name__}: {exc})",
+        kind="service_changed",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
+    return str(exc) or type(exc).__name__
+
+
+# -- completeness and timings -------------------------------------------------------------------
+
+
+def _check_complete(text: str, boundaries: Sequence[Boundary], duration: float) -> None:
+    """Raise ``TransientError(kind="truncated")`` unless the audio says all of ``text``."""
+    expected = speakable(text)
+    covered = "".join(speakable(b.text) for b in boundaries)
+    if covered != expected:
+        tail = expected[-TAIL_CHARS:]
+        if expected.startswith(covered) or not covered.endswith(tail):
+            raise TransientError(
+                f"edge's sentence boundaries cover {len(covered)} of the segment's "
+                f"{len(expected)} characters",
+                kind="truncated",
+            )
+        # Same ending, different middle: edge spelled something its own way; the end is there.
+    last_end = max(b.end for b in boundaries)
+    if duration + FRAME_SECONDS < last_end:
+        raise TransientError(
+            f"edge's audio stops at {duration:.2f} s "
+            f"but its last sentence ends at {last_end:.2f} s",
+            kind="truncated",
+        )
+
+
+def sentence_timings(
+    sentences: Sequence[str], boundaries: Sequence[Boundary], duration: float
+) -> tuple[SentenceTiming, ...]:
+    """One timing per sentence, from edge's boundaries, matched by speakable character counts.
+
+    Edge usually sends one boundary per sentence but may split or merge differently; a sentence
+    that starts or ends inside a boundary is placed by linear interpolation over its characters.
+    """
+    spans: list[tuple[int, int, float, float]] = []  # chars [c0, c1) spoken over [t0, t1]
+    position = 0
+    for boundary in boundaries:
+        count = len(speakable(boundary.text))
+        if count:
+            spans.append((position, position + count, boundary.start, boundary.end))
+            position += count
+    lengths = [len(speakable(s)) for s in sentences]
+    total = sum(lengths)
+    if not spans or not total:
+        return tuple(SentenceTiming(s, 0.0, 0.0) for s in sentences)
+    scale = position / total  # when edge counts characters differently, stretch evenly
+
+    def time_at(char: float, *, starting: bool) -> float:
+        for c0, c1, t0, t1 in spans:
+            if (c0 <= char < c1) if starting else (c0 < char <= c1):
+                return t0 + (char - c0) / (c1 - c0) * (t1 - t0)
+        return spans[-1][3] if char > 0 else spans[0][2]
+
+    timings: list[SentenceTiming] = []
+    cursor = 0
+    previous_end = 0.0
+    for sentence, length in zip(sentences, lengths, strict=True):
+        if length == 0:
+            start = end = previous_end
+        else:
+            start = time_at(cursor * scale, starting=True)
+            end = time_at((cursor + length) * scale, starting=False)
+        start = min(max(start, previous_end), duration)
+        end = min(max(end, start), duration)
+        timings.append(SentenceTiming(sentence, start, end))
+        previous_end = end
+        cursor += length
+    return tuple(timings)
