@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.standin.fixtures"]
+pytest_plugins = ["tests.standin.fixtures", "tests.webserver"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "seed" / "000_3d354300c6d8990c.txt"

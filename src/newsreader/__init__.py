@@ -1,0 +1,5 @@
+"""newsreader: read Mandarin news aloud."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import datetime
 
@@ -13,6 +12,7 @@ from newsreader.models import Article, BlockKind
 from newsreader.text import clean
 from newsreader.text.extract import extract, extract_html, extract_text
 from tests.conftest import CORPUS
+from tests.pages import seed_page
 
 SEED_TITLE = "市科技局落實院地合作聯席會議制度 構建產學研合作新模式"
 SEED_PUBLISHED = datetime(2024, 7, 2, 7, 42, 11, tzinfo=clean.CHINA_TZ)
@@ -69,54 +69,8 @@ def test_extract_text_keeps_the_original_script(seed_text: str) -> None:
     assert "联席会议" not in _everything(article)
 
 
-def _seed_page(seed_text: str) -> str:
-    """A news page around the seed's text, the way portals lay one out."""
-    lines = [line.strip() for line in seed_text.splitlines() if line.strip()]
-    spam, site, nav, crumb, title, dateline = lines[:6]
-    credit_at = next(i for i, line in enumerate(lines) if "通訊員" in line)
-    body, footer = lines[6:credit_at], lines[credit_at:]
-    esc = html.escape
-    parts = []
-    i = 0
-    while i < len(body):
-        if any(c in body[i] for c in ",，。"):
-            parts.append(f"<p>{esc(body[i])}</p>")
-            i += 1
-        else:  # a two-line subheading
-            parts.append(f"<h3>{esc(body[i])}<br>{esc(body[i + 1])}</h3>")
-            i += 2
-    links = "".join(
-        f'<a href="/c{n}.html">{esc(x.strip())}</a>' for n, x in enumerate(nav.split("|"))
-    )
-    related = "".join(
-        f'<li><a href="/news/{n}.html">{headline}</a><span>2024-07-0{n}</span></li>'
-        for n, headline in enumerate(
-            [
-                "黄河风情线夜景提升工程启动",
-                "全市中小学暑期安全教育周开幕",
-                "新建城市公园向市民开放",
-            ],
-            1,
-        )
-    )
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{esc(spam)}</title></head>
-<body>
-<div class="header"><div class="logo">{esc(site)}</div><div class="nav">{links}</div></div>
-<div class="crumb">{esc(crumb)}</div>
-<div class="article">
-<h1>{esc(title)}</h1>
-<div class="info">{esc(dateline)}</div>
-<div class="content">{"".join(parts)}</div>
-<div class="article-footer">{"".join(f"<p>{esc(line)}</p>" for line in footer)}</div>
-</div>
-<div class="related"><h3>相关新闻</h3><ul>{related}</ul></div>
-<div class="footer">Copyright © 2024 版权所有</div>
-</body></html>"""
-
-
 def test_seed_as_a_news_page(seed_text: str) -> None:
-    page = _seed_page(seed_text)
+    page = seed_page(seed_text)
     article = extract(page, source="https://news.example.cn/2024/0702/1.html")
     _check_seed(article)
     assert article.source == "https://news.example.cn/2024/0702/1.html"
@@ -126,7 +80,7 @@ def test_seed_as_a_news_page(seed_text: str) -> None:
 
 
 def test_extract_html_directly(seed_text: str) -> None:
-    article = extract_html(_seed_page(seed_text), url="https://news.example.cn/a.html")
+    article = extract_html(seed_page(seed_text), url="https://news.example.cn/a.html")
     assert article.title == SEED_TITLE
     assert len(article.paragraphs) == 9
 

@@ -1,0 +1,255 @@
+"""The command line: parses options, calls the library, maps errors to one line and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from newsreader import pipeline
+from newsreader.config import DEFAULT_VOICE, Settings, default_cache_dir
+from newsreader.errors import NewsreaderError
+from newsreader.models import Script
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: NewsreaderError) -> None:
+    stderr.print(f"newsreader: error: {error.message}", markup=False)
+    sys.exit(error.exit_code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Every NewsreaderError becomes one line on stderr and its exit code; ^C exits 130."""
+    try:
+        yield
+    except NewsreaderError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        stderr.print("newsreader: interrupted; nothing was written.")
+        sys.exit(130)
+
+
+def warn(message: str) -> None:
+    stderr.print(f"newsreader: warning: {message}", markup=False)
+
+
+def voice_options(func: F) -> F:
+    options = [
+        click.option("--voice", default=DEFAULT_VOICE, show_default=True, help="Voice ShortName."),
+        click.option("--rate", default="+0%", show_default=True, help="Speed, e.g. +10% or -20%."),
+        click.option("--pitch", default="+0Hz", show_default=True, help="Pitch, e.g. +5Hz."),
+        click.option("--volume", default="+0%", show_default=True, help="Volume, e.g. -10%."),
+        click.option(
+            "--engine",
+            type=click.Choice(["auto", "edge", "espeak"]),
+            default="auto",
+            show_default=True,
+            help="edge (online neural voices), espeak (embedded, offline) or auto.",
+        ),
+        click.option(
+            "--concurrency", type=int, default=4, show_default=True, help="Parallel requests."
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help=f"Segment cache folder [default: {default_cache_dir()}].",
+        ),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the segment cache."),
+        click.option("--no-title", is_flag=True, help="Do not read the headline first."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_settings(
+    voice: str,
+    rate: str,
+    pitch: str,
+    volume: str,
+    engine: str,
+    concurrency: int,
+    cache_dir: Path | None,
+    no_cache: bool,
+    no_title: bool,
+) -> Settings:
+    return Settings(
+        voice=voice,
+        rate=rate,
+        pitch=pitch,
+        volume=volume,
+        engine=engine,  # type: ignore[arg-type]  # click.Choice has checked it
+        concurrency=concurrency,
+        cache_dir=cache_dir or default_cache_dir(),
+        use_cache=not no_cache,
+        read_title=not no_title,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="newsreader")
+def main() -> None:
+    """Read Mandarin news aloud: article in, one MP3 with chapters and subtitles out."""
+
+
+def _minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+@main.command()
+@click.argument("source")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="MP3 path [default: audio/<title>.mp3]."
+)
+@click.option(
+    "--subtitles",
+    type=click.Path(path_type=Path),
+    help="Also write synchronized subtitles (.vtt or .srt).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@voice_options
+def read(
+    source: str,
+    output: Path | None,
+    subtitles: Path | None,
+    quiet: bool,
+    **voice: Any,
+) -> None:
+    """Read SOURCE (a file, an http(s) URL, or - for stdin) aloud into one MP3."""
+    with user_errors():
+        settings = make_settings(**voice)
+        if output is not None:
+            pipeline.check_output_paths(output, subtitles)
+        article = pipeline.load_article(source, settings)
+        for note in article.notes:
+            warn(note)
+        script = pipeline.make_script(article, settings)
+        target = output or pipeline.default_output(script)
+        pipeline.check_output_paths(target, subtitles)
+        rendered = asyncio.run(_render_with_progress(script, settings, quiet))
+        pipeline.write_outputs(rendered, article, script, target, subtitles)
+        if not quiet:
+            stats = rendered.stats
+            stderr.print(
+                f"wrote {target}: {_minutes(rendered.reading.duration)}, "
+                f"{len(script.segments)} segments ({stats.cache_hits} from cache, "
+                f"{stats.requests} requests), engine {rendered.engine}"
+                + (f", subtitles {subtitles}" if subtitles else ""),
+                markup=False,
+            )
+
+
+async def _render_with_progress(
+    script: Script, settings: Settings, quiet: bool
+) -> pipeline.Rendered:
+    from newsreader.synth.select import choose_engine
+
+    choice = await choose_engine(settings)
+    if choice.warning:
+        warn(choice.warning)
+    if quiet or not stderr.is_terminal:
+        return await pipeline.render(script, settings, choice=choice)
+    with Progress(
+        TextColumn("[bold]synthesizing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("segments", total=len(script.segments))
+        return await pipeline.render(
+            script,
+            settings,
+            choice=choice,
+            on_ready=lambda _index, _cached: progress.advance(task),
+        )
+
+
+@main.command()
+@click.argument("source")
+@click.option("--spoken", is_flag=True, help="Show the segments exactly as sent to the voice.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--voice", default=DEFAULT_VOICE, show_default=True, help="Voice (sets 简/繁).")
+@click.option("--no-title", is_flag=True, help="Leave the headline out of the spoken segments.")
+def extract(source: str, spoken: bool, as_json: bool, voice: str, no_title: bool) -> None:
+    """Print exactly what will be read from SOURCE."""
+    with user_errors():
+        settings = Settings(voice=voice, read_title=not no_title, engine="espeak")
+        article = pipeline.load_article(source, settings)
+        for note in article.notes:
+            warn(note)
+        script = pipeline.make_script(article, settings) if spoken else None
+        if as_json:
+            payload: dict[str, Any] = {
+                "title": article.title,
+                "source": article.source,
+                "site": article.site,
+                "published": article.published.isoformat() if article.published else None,
+                "blocks": [{"kind": b.kind.value, "text": b.text} for b in article.blocks],
+                "notes": list(article.notes),
+            }
+            if script is not None:
+                payload["chapters"] = list(script.chapters)
+                payload["segments"] = [
+                    {
+                        **{k: v for k, v in asdict(seg).items() if k not in ("kind", "pause")},
+                        "kind": seg.kind.value,
+                        "pause": seg.pause.name.lower(),
+                    }
+                    for seg in script.segments
+                ]
+            click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+            return
+        if script is not None:
+            for seg in script.segments:
+                click.echo(f"[{seg.index:03d} {seg.kind.value:<7} pause={seg.pause.name.lower()}]")
+                click.echo(f"  {seg.text}")
+            return
+        click.echo(f"# {article.title}")
+        meta = [x for x in (article.site, article.published and article.published.isoformat()) if x]
+        if meta:
+            click.echo(f"({' · '.join(str(m) for m in meta)})")
+        for block in article.blocks:
+            click.echo("")
+            click.echo(f"## {block.text}" if block.kind.value == "heading" else block.text)
+
+
+@main.command()
+@click.option("--locale", default=None, help="Only voices of this locale, e.g. zh-CN.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def voices(locale: str | None, as_json: bool) -> None:
+    """List the voices: edge's online voices, else the embedded ones."""
+    from newsreader.synth.voices import list_voices
+
+    with user_errors():
+        listing = asyncio.run(list_voices(locale))
+        if listing.unavailable:
+            warn(listing.unavailable)
+        if as_json:
+            click.echo(
+                json.dumps([asdict(v) for v in listing.voices], ensure_ascii=False, indent=2)
+            )
+            return
+        click.echo(f"{'Locale':<8} {'Gender':<7} {'Engine':<7} ShortName")
+        for v in listing.voices:
+            click.echo(f"{v.locale:<8} {v.gender:<7} {v.engine:<7} {v.short_name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
