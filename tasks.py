@@ -40,7 +40,7 @@ def ensure_installed() -> None:
         print(f"+ creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    run(PY, "-m", "pip", "install", "--quiet", "-e", ".[test,bench]")
     STAMP.write_text(wanted)
 
 
