@@ -8,9 +8,8 @@ from array import array
 
 import pytest
 
-from newsreader.audio.encode import ENCODER_DELAY, audio_frames, encode_pcm
+from newsreader.audio.encode import ENCODER_DELAY, encode_pcm
 from newsreader.audio.ffmpeg import ffmpeg_exe
-from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 
 OUT_RATE = 24_000
@@ -127,26 +126,3 @@ def test_odd_byte_count_and_silly_rates_are_refused() -> None:
 
 def _frame(header: bytes, body: bytes = b"") -> bytes:
     return (header + body).ljust(FRAME_BYTES, b"\0")
-
-
-def test_audio_frames_strips_id3_and_header_frames() -> None:
-    audio = encode_pcm(tone(440, 0.5, 22_050), 22_050)
-    id3 = b"ID3\x03\x00\x00\x00\x00\x01\x05" + bytes(133)  # size 0x85 = 133, syncsafe
-    info = _frame(b"\xff\xf3\x64\xc4" + bytes(9) + b"Info")
-    xing = _frame(b"\xff\xf3\x64\xc4" + bytes(9) + b"Xing")
-
-    assert audio_frames(id3 + info + audio) == audio
-    assert audio_frames(xing + audio) == audio
-
-
-def test_audio_frames_refuses_frames_in_another_format() -> None:
-    audio = encode_pcm(tone(440, 0.2, 22_050), 22_050)
-    stereo = _frame(b"\xff\xf3\x64\x04")
-    other_bitrate = _frame(b"\xff\xf3\x54\xc4")
-
-    with pytest.raises(SynthesisError):
-        audio_frames(audio + stereo)
-    with pytest.raises(SynthesisError):
-        audio_frames(other_bitrate + audio)
-    with pytest.raises(SynthesisError):
-        audio_frames(audio[:-1])

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import lameenc
 
-from newsreader.errors import SynthesisError
-from newsreader.models import FRAME_BYTES
+from newsreader.audio.mp3 import bare_frames
 
 OUTPUT_RATE = 24_000
 BIT_RATE_KBPS = 48
@@ -26,14 +25,6 @@ nothing, as these streams carry no LAME/Info header) peaks exactly 1105 samples 
 for 22,050 Hz and 24,000 Hz input alike: LAME's 576-sample encoder padding plus the 529-sample
 delay of the MP3 synthesis filterbank. ``tests/audio/test_encode.py`` re-measures it.
 """
-
-# Frame header bytes 0-2: sync, MPEG-2, Layer III, no CRC; 48 kbit/s, 24 kHz, no padding bit.
-# Byte 3 must say mono (channel mode bits 11); its other bits (copyright, original) don't matter.
-_HEADER = b"\xff\xf3\x64"
-_MONO = 0xC0
-# A Xing/Info tag sits right after the side information: 4 + 9 bytes into an MPEG-2 mono frame.
-_XING_AT = 13
-_VBRI_AT = 36
 
 
 def encode_pcm(pcm: bytes, sample_rate: int) -> bytes:
@@ -53,38 +44,6 @@ def encode_pcm(pcm: bytes, sample_rate: int) -> bytes:
     encoder.set_channels(1)
     encoder.set_quality(QUALITY)
     stream = bytes(encoder.encode(pcm)) + bytes(encoder.flush())
-    return audio_frames(stream)
-
-
-def audio_frames(stream: bytes) -> bytes:
-    """The audio frames of an MP3 stream in edge's format, without ID3v2 tags or header frames.
-
-    Raises ``SynthesisError`` when the stream holds anything else: a frame of another size or
-    format would break the exact frames × 24 ms arithmetic the assembler relies on.
-    """
-    frames = bytearray()
-    at = 0
-    while at < len(stream):
-        if stream.startswith(b"ID3", at) and len(stream) >= at + 10:
-            at += 10 + _syncsafe(stream[at + 6 : at + 10])
-            continue
-        frame = stream[at : at + FRAME_BYTES]
-        if len(frame) < FRAME_BYTES or not frame.startswith(_HEADER) or frame[3] & _MONO != _MONO:
-            raise SynthesisError(
-                f"the MP3 encoder produced an unexpected frame at byte {at} "
-                f"(header {frame[:4].hex(' ')}); expected 144-byte MPEG-2 24 kHz mono frames."
-            )
-        if frame[_XING_AT : _XING_AT + 4] not in (b"Xing", b"Info") and not frame.startswith(
-            b"VBRI", _VBRI_AT
-        ):
-            frames += frame
-        at += FRAME_BYTES
-    return bytes(frames)
-
-
-def _syncsafe(size: bytes) -> int:
-    """An ID3v2 tag size: four bytes of seven bits each."""
-    value = 0
-    for byte in size:
-        value = (value << 7) | (byte & 0x7F)
-    return value
+    # lameenc writes bare frames; bare_frames still checks every header, so a foreign frame
+    # can never break the exact frames × 24 ms arithmetic the assembler relies on.
+    return bare_frames(stream)
