@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from newsreader.text.extract import extract
 from newsreader.text.normalize import (
     EMAIL_WORD,
     URL_WORD,
@@ -13,6 +14,7 @@ from newsreader.text.normalize import (
     normalize_for_speech,
     to_script,
 )
+from newsreader.text.segment import build_script
 
 
 def _table(rows: list[tuple[str, str, str]]) -> pytest.MarkDecorator:
@@ -43,6 +45,8 @@ DATES_AND_TIMES = [
     ("time-two-oclock", "02:30", "两点三十分"),
     ("score", "3:1", "三比一"),
     ("day-range", "7月2日-5日", "七月二日到五日"),
+    ("time-range", "10:30-11:30", "十点三十分到十一点三十分"),
+    ("time-range-wave", "9:00～17:30开放", "九点到十七点三十分开放"),
 ]
 
 NUMBERS = [
@@ -76,6 +80,13 @@ NUMBERS = [
     ("range-count-liang", "1-2个", "一到两个"),
     ("range-wan", "3万-5万元", "三万到五万元"),
     ("range-decimals", "3.5-4.5", "三点五到四点五"),
+    ("score-not-range", "女排3-0阿根廷", "女排三比零阿根廷"),
+    ("score-comeback", "2-1逆转", "二比一逆转"),
+    ("score-draw", "0-0战平", "零比零战平"),
+    ("range-ranks", "第1-3名", "第一到三名"),
+    ("fraction-sign", "½", "二分之一"),
+    ("fraction-sign-cup", "¾杯", "四分之三杯"),
+    ("generation-95", "95后", "九五后"),
     ("quoted-zero-to-one", "“从0到1”", "“从零到一”"),
     ("quoted-one-ten-hundred", "“1到10再到100”", "“一到十再到一百”"),
     ("about-count", "约1200名", "约一千二百名"),
@@ -93,6 +104,13 @@ CODES = [
     ("flight", "MH370航班", "MH三七〇航班"),
     ("aircraft", "A320飞机", "A三二〇飞机"),
     ("room-after-verb-is-number", "住在302室", "住在三百零二室"),
+    ("flight-code", "CA1234航班", "CA一二三四航班"),
+    ("standard-code", "ISO 9001认证", "ISO 九〇〇一认证"),
+    ("standard-with-year", "GB/T 7714-2015", "GB/T 七七一四 二〇一五"),
+    ("model-after-space", "RTX 4090显卡", "RTX 四〇九〇显卡"),
+    ("code-before-latin", "2019-nCoV", "二〇一九-nCoV"),
+    ("quantity-after-acronym", "GDP 100万亿元", "GDP 一百万亿元"),
+    ("ip-address", "192.168.1.1", "一九二点一六八点一点一"),
 ]
 
 PERCENT_AND_MONEY = [
@@ -116,6 +134,17 @@ PERCENT_AND_MONEY = [
     ("euro", "€20", "二十欧元"),
     ("pound", "£8", "八英镑"),
     ("currency-code", "100USD", "一百美元"),
+    ("dollar-range", "$5-10", "五到十美元"),
+    ("dollar-range-both-signs", "$5-$10", "五到十美元"),
+    ("yuan-sign-range", "¥5-10", "五到十元"),
+    ("yuan-word-range", "100元-200元", "一百元到二百元"),
+    ("yuan-sign-cents", "￥12.50", "十二点五元"),
+    ("yuan-word-cents", "3.50元", "三点五元"),
+    ("whole-dollars", "12.00美元", "十二美元"),
+    ("dollar-decimal-yi", "$1.5亿", "一点五亿美元"),
+    ("us-dollar-decimal", "US$2.5", "二点五美元"),
+    ("yi-dollar-decimal", "3.5亿美元", "三点五亿美元"),
+    ("wan-yuan-range", "5～10万元", "五到十万元"),
 ]
 
 UNITS = [
@@ -137,6 +166,9 @@ UNITS = [
     ("power", "100kW", "一百千瓦"),
     ("hours", "24h", "二十四小时"),
     ("range-with-unit", "3-5km", "三到五公里"),
+    ("temperature-range", "3℃-5℃", "三摄氏度到五摄氏度"),
+    ("temperature-range-below-zero", "-3℃~5℃", "零下三摄氏度到五摄氏度"),
+    ("kg-decimal", "2.5kg", "二点五千克"),
     ("minutes-not-metres", "5min", "五分钟"),
     ("gigabytes-kept", "128GB", "一百二十八GB"),
 ]
@@ -312,3 +344,50 @@ def test_speakable_input_never_becomes_silence(text: str) -> None:
     # 丨 is a letter to Unicode but a separator in news text: it becomes a comma.
     assert is_speakable(spoken) == is_speakable(text.replace("丨", ""))
     assert not any(ch.isascii() and ch.isdigit() for ch in spoken)  # every digit is said in Chinese
+
+
+# ── through the whole text stage: what `newsreader extract --spoken` shows ──────────────────────
+
+SPOKEN = [
+    # pinyin a script converter left behind goes; the character it annotated stays
+    ("pinyin-annotation", "工作機(jī)制已經建立。", "zh-TW", "工作機制已經建立。"),
+    ("pinyin-full-width-parens", "互聯網（wǎng）企業增長。", "zh-TW", "互聯網企業增長。"),
+    ("pinyin-half-lost", "新聞網wǎng)報道了此事。", "zh-TW", "新聞網報道了此事。"),
+    ("pinyin-lost-character", "據日?qǐng)?bào)報道，會議召開。", "zh-TW", "據日報報道，會議召開。"),
+    ("pinyin-to-simplified", "工作機(jī)制已經建立。", "zh-CN", "工作机制已经建立。"),
+    ("latin-in-parens-kept", "人工智能(AI)發展很快。", "zh-TW", "人工智能(AI)發展很快。"),
+    (
+        "numbers-after-repair",
+        "機(jī)場2024年接待3.5萬人次。",
+        "zh-CN",
+        "机场二〇二四年接待三点五万人次。",
+    ),
+    ("money-range", "门票$5-10不等。", "zh-CN", "门票五到十美元不等。"),
+    ("code-in-text", "市委1139工作部署。", "zh-CN", "市委一一三九工作部署。"),
+    ("emoji-dropped", "今天天气很好😀👍。", "zh-CN", "今天天气很好。"),
+    ("link-not-spelled", "详见https://www.example.com/a.html。", "zh-CN", "详见网址。"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "locale", "spoken"), [r[1:] for r in SPOKEN], ids=[r[0] for r in SPOKEN]
+)
+def test_the_spoken_script_of_an_article(body: str, locale: str, spoken: str) -> None:
+    """Extraction repairs the text, normalization says it: the segments a voice is sent."""
+    article = extract(f"新聞標題在此\n\n{body}\n", source="-")
+    script = build_script(article, locale=locale, read_title=False)
+    assert "".join(segment.text for segment in script.segments) == spoken
+
+
+def test_the_spoken_script_of_a_page_repairs_pinyin_in_html() -> None:
+    page = (
+        "<html><head><title>工作機(jī)制建立_某某網</title></head><body><h1>工作機(jī)制建立</h1>"
+        "<div><p>市科技局建立了院地合作工作機(jī)制，推動科技成果轉化。</p>"
+        "<p>會議確定，2024年起每季度召開一次聯席會議。</p></div></body></html>"
+    )
+    script = build_script(extract(page), locale="zh-TW")
+    assert [s.text for s in script.segments] == [
+        "工作機制建立",
+        "市科技局建立了院地合作工作機制，推動科技成果轉化。",
+        "會議確定，二〇二四年起每季度召開一次聯席會議。",
+    ]

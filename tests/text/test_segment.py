@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -372,3 +373,24 @@ def test_spoken_blocks_rejoin_to_the_normalized_sentences(
         ]
         # Dropped: whitespace and the sentences with nothing to say.
         assert _no_space(_speech_of(script, number)) == _no_space("".join(expected))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_BLOCKS, st.sampled_from(["zh-CN", "zh-TW"]), st.sampled_from([20, 45, 250]))
+def test_displayed_pieces_rejoin_to_the_written_text(
+    blocks: list[tuple[BlockKind, str]], locale: str, max_chars: int
+) -> None:
+    """However a block is cut, its pieces are its own text in order, minus only whitespace and
+    pieces with nothing to say: no character a voice could say is lost, added or moved."""
+    script = build_script(article("标题", *blocks), locale=locale, max_chars=max_chars)
+    for number, (_, text) in enumerate(blocks):
+        pieces = [d for s in script.segments if s.block == number for d in s.display]
+        assert all(piece.strip() for piece in pieces)
+        shown, written = _no_space("".join(pieces)), _no_space(to_script(text, locale))
+        rest = iter(written)
+        assert all(ch in rest for ch in shown)  # a subsequence: nothing added or reordered
+
+        def sayable(s: str) -> list[str]:
+            return [ch for ch in s if unicodedata.category(ch)[0] in "LN"]
+
+        assert sayable(shown) == sayable(written)

@@ -4,21 +4,29 @@ Two front ends feed one cleanup:
 
 - ``extract_text``: a copied page (the seed) or a clean article as plain text, one line or
   blank-line-separated paragraph per unit;
-- ``extract_html``: trafilatura finds the main text (paragraphs and subheadings), the headline
-  comes from the page (an in-page headline beats a spammed or site-suffixed ``<title>``).
+- ``extract_html``: the page's own layout finds the story (``layout``: the block with the
+  most prose and the fewest links, with its lines' markup hints: heading, caption under a photo,
+  link); the headline comes from the page (an in-page headline beats a spammed,
+  site-suffixed or unrelated ``<title>``). A page whose layout holds no clear story goes to
+  trafilatura instead.
 
 Both then go through the same stages:
 
 1. repair converter pinyin and mojibake in every unit (``clean.repair_pinyin``,
    ``clean.repair_mojibake``), keeping a note for everything lost;
 2. find the headline, the date/source line (→ ``published``) and the site name;
-3. walk the body: drop navigation, breadcrumbs, editorial lines, credits, captions and notices,
-   stop at the first trailing section (相关新闻, 推荐阅读, 评论 …), merge consecutive subheading
-   lines into one heading block, and keep the rest as paragraphs.
+3. walk the body: drop navigation, breadcrumbs, editorial lines, credits, captions, links and
+   notices; stop at the first trailing section (相关新闻, 推荐阅读, 评论 …) or, once the story
+   has begun, at the editor's sign-off (责任编辑, 编辑|…) or a QR-code/app promotion; merge
+   consecutive subheading lines into one heading block, and keep the rest as paragraphs.
+4. tidy up: a summary box the body repeats is read once; a headline the page cut short or
+   prefixed with an ad is completed from its own 原标题 line.
 
 Decisions: consecutive short heading lines are joined with "，" (one heading, read with a
-pause between its parts); reporter credit lines (``记者 … 通讯员 …``) are not read; a
-parenthesized credit that closes the last paragraph (``（张三）``) is removed.
+pause between its parts); reporter credit lines (``记者 … 通讯员 …``) are not read, nor the
+credit inside a dateline (``新华社巴黎12月9日电（记者唐霁）法国…`` reads
+``新华社巴黎12月9日电 法国…``); a parenthesized credit that closes the last paragraph
+(``（张三）``) is removed; a subtitle under the headline is read as the first paragraph.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from lxml import etree
 from newsreader.errors import ExtractionError
 from newsreader.models import Article, Block, BlockKind
 from newsreader.sources.decode import looks_like_html
-from newsreader.text import clean
+from newsreader.text import clean, layout
 
 __all__ = ["extract", "extract_html", "extract_text"]
 
@@ -54,6 +62,10 @@ class _Unit:
     heading: bool = False
     """Marked as a heading by the page's markup."""
     notes: list[str] = field(default_factory=list)
+    caption: bool = False
+    """A photo caption by its place on the page."""
+    link: bool = False
+    """Nearly all link text: a pointer to another page, not part of the story."""
 
 
 def extract(text_or_html: str, *, source: str = "") -> Article:
@@ -161,15 +173,91 @@ def extract_html(html: str, *, url: str = "") -> Article:
 
 
 def _extract_html(html: str, *, url: str, source: str) -> Article:
-    tree = _parse(html)
+    tree = layout.parse_page(html)
     if tree is None:
         raise ExtractionError(
             f"no article text found in {_name(source)}: the HTML cannot be parsed"
         )
-    for section in tree.iter("section"):
-        section.tag = "div"  # WeChat and others build paragraphs from <section>s
-    headline = _headline(tree)
+    layout.prune(tree)
     site_hint = _meta(tree, "og:site_name")
+    body = tree.find("body")
+    lines = layout.page_lines(body if body is not None else tree)
+    story = layout.story(lines, _is_page_furniture)
+    first_prose = next(
+        (line.container for line in story if layout.line_value(line, _is_page_furniture) > 0),
+        None,
+    )
+    headline = _headline(tree, " ".join(line.text for line in story), before=first_prose)
+    subtitle = _subtitle(tree, headline) if headline else None
+    dateline = _page_dateline(tree, headline)
+    site = site_hint or _title_site(tree)
+    article: Article | None = None
+    if story:
+        units = [_line_unit(line) for line in story]
+        if subtitle and not any(_same(u.text, subtitle) for u in units):
+            units.insert(0, _Unit(subtitle))
+        try:
+            article = _assemble(
+                units,
+                title=headline or "",
+                title_notes=[],
+                site=site,
+                published=dateline,
+                source=source,
+                from_page=True,
+            )
+        except ExtractionError:
+            article = None
+    if article is not None and _length(article) >= _MIN_STORY:
+        return article
+    try:
+        fallback = _extract_with_trafilatura(
+            tree, url=url, source=source, headline=headline, site=site
+        )
+    except ExtractionError:
+        if article is None:
+            raise
+        return article
+    if article is None or _prose(fallback) > 2 * _prose(article):
+        return fallback
+    return article
+
+
+def _prose(article: Article) -> int:
+    """Characters of the article in sentences (a menu that trafilatura took for text has none)."""
+    return sum(len(p) for p in article.paragraphs if re.search("[，。！？；,.!?;]", p))
+
+
+_MIN_STORY = 80
+"""Characters of body text below which the page's own layout is not trusted to hold the story:
+trafilatura gets a try."""
+
+
+def _is_page_furniture(text: str) -> bool:
+    return _is_furniture(text) or clean.parse_dateline(text) is not None
+
+
+def _line_unit(line: layout.Line) -> _Unit:
+    unit = _repaired(_Unit(line.text, heading=line.heading and len(line.text) <= 60))
+    unit.link = line.link_share >= 0.8 and not any(c in line.text for c in "。！？!?")
+    unit.caption = _is_layout_caption(line)
+    return unit
+
+
+def _is_layout_caption(line: layout.Line) -> bool:
+    """A photo's caption by its place: a short line right under a photo, not a heading, and
+    either centred or a block of its own without sentence punctuation (``大会开幕式`` centred
+    under the picture, a product name under its photo). Captions that say so in words
+    (``图为…``, ``…摄``, ``▲…``) are ``clean.is_caption``'s."""
+    if not line.after_image or line.heading or line.in_list or len(line.text) > 40:
+        return False
+    return line.centered or (line.alone and not re.search("[，。；！？：,;!?:]", line.text))
+
+
+def _extract_with_trafilatura(
+    tree: lxml.html.HtmlElement, *, url: str, source: str, headline: str | None, site: str | None
+) -> Article:
+    """The fallback for pages whose layout holds no clear story: trafilatura finds the text."""
     dateline = _page_dateline(tree, headline)
     best: Article | None = None
     # favor precision first; a page whose body that leaves (nearly) empty gets a second, wider pass
@@ -196,7 +284,7 @@ def _extract_html(html: str, *, url: str, source: str) -> Article:
                 list(_body_units(body)),
                 title=title,
                 title_notes=[],
-                site=_site_name(sitename) if sitename else site_hint,
+                site=site or (_site_name(sitename) if sitename else None),
                 published=dateline or _date(getattr(doc, "date", None)),
                 source=source,
                 from_page=True,
@@ -214,14 +302,14 @@ def _extract_html(html: str, *, url: str, source: str) -> Article:
     return best
 
 
-def _parse(html: str) -> lxml.html.HtmlElement | None:
-    # lxml refuses a str that still carries an XML encoding declaration
-    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
-    try:
-        tree = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
+def _title_site(tree: lxml.html.HtmlElement) -> str | None:
+    """The site named in the ``<title>`` (``…_证券时报网``), if a part of it is a site name."""
+    title_element = tree.find(".//title")
+    if title_element is None:
         return None
-    return tree if isinstance(tree, lxml.html.HtmlElement) else None
+    parts = _title_parts(_text_of(title_element))
+    named = [p for p in parts[1:] if clean.is_site_name(p)]
+    return _site_name(named[-1]) if named else None
 
 
 def _length(article: Article) -> int:
@@ -258,9 +346,25 @@ def _title_parts(title: str) -> list[str]:
     return parts
 
 
-def _headline(tree: lxml.html.HtmlElement) -> str | None:
+def _headline(
+    tree: lxml.html.HtmlElement, story: str, *, before: lxml.html.HtmlElement | None = None
+) -> str | None:
     """The page's headline: an in-page heading that the ``<title>`` confirms, else the one
-    ``<h1>``, else the main part of a ``<title>`` that is not spam."""
+    ``<h1>``, else the main part of a ``<title>`` that is not spam. A headline that shares
+    nothing with the story (a section name such as 新闻动态 in the ``<title>``) gives way to an
+    in-page heading that does. In-page headings count only down to the story's first line of
+    prose (``before``, which may be the headline itself), not in the footer or a sidebar."""
+    if before is not None:
+        order = {element: i for i, element in enumerate(tree.iter())}
+        limit = order.get(before, len(order))
+
+        def above(element: lxml.html.HtmlElement) -> bool:
+            return order.get(element, 0) <= limit
+    else:
+
+        def above(element: lxml.html.HtmlElement) -> bool:
+            return True
+
     title_element = tree.find(".//title")
     page_title = _text_of(title_element) if title_element is not None else ""
     spam_title = clean.is_spam_title(page_title)
@@ -272,19 +376,21 @@ def _headline(tree: lxml.html.HtmlElement) -> str | None:
             and not clean.is_spam_title(text)
             and not clean.is_site_name(text)
             and not clean.is_navigation(text)
+            and not clean.is_breadcrumb(text)
         )
 
-    h1s = [t for t in (_text_of(h) for h in tree.iter("h1")) if usable(t)]
+    h1s = [t for t in (_text_of(h) for h in tree.iter("h1") if above(h)) if usable(t)]
     classed = [
         _text_of(e)
         for e in tree.iter()
         if isinstance(e.tag, str)
         and e.tag not in ("html", "body", "head", "title", "meta", "a", "li", "ul", "script")
         and _TITLE_CLASS.search(f"{e.get('class', '')} {e.get('id', '')}")
+        and above(e)
     ]
-    h2s = [_text_of(h) for h in tree.iter("h2", "h3")]
+    headings = [_text_of(h) for h in tree.iter("h2", "h3", "h4", "h5", "h6") if above(h)]
     if parts:
-        for candidate in [*h1s, *classed, *h2s]:
+        for candidate in [*h1s, *classed, *headings]:
             if usable(candidate) and (
                 candidate in parts or (len(candidate) >= 6 and candidate in page_title)
             ):
@@ -292,8 +398,45 @@ def _headline(tree: lxml.html.HtmlElement) -> str | None:
     if len(set(h1s)) == 1:
         return h1s[0]
     named = [p for p in parts if usable(p)]
-    if named:
-        return max(named, key=len)
+    best = max(named, key=len) if named else None
+    if story and (best is None or _shared_bigrams(best, story) < _RELATED):
+        related = [
+            c
+            for c in [*h1s, *classed, *headings]
+            if usable(c) and _shared_bigrams(c, story) >= _RELATED and not _same(c, story)
+        ]
+        if related:
+            return related[0]
+    return best
+
+
+_RELATED = 0.5
+"""Share of a headline's character pairs that the story must contain for it to be its headline."""
+
+
+def _shared_bigrams(text: str, story: str) -> float:
+    """The share of ``text``'s CJK character pairs that occur in ``story``."""
+    pairs = {text[i : i + 2] for i in range(len(text) - 1)}
+    pairs = {p for p in pairs if re.fullmatch(f"[{_CJK}]{{2}}", p)}
+    if not pairs:
+        return 0.0
+    return sum(1 for p in pairs if p in story) / len(pairs)
+
+
+def _subtitle(tree: lxml.html.HtmlElement, headline: str) -> str | None:
+    """A subtitle right under the headline (``<h2>headline</h2><h3>subtitle</h3>``)."""
+    for element in tree.iter("h1", "h2", "h3", "h4"):
+        if not _same(_text_of(element), headline):
+            continue
+        following = element.getnext()
+        while following is not None and not _text_of(following):
+            following = following.getnext()
+        if following is None or following.tag not in ("h2", "h3", "h4", "h5"):
+            return None
+        text = _text_of(following)
+        if 4 <= len(text) <= 40 and not _is_furniture(text) and clean.parse_dateline(text) is None:
+            return text
+        return None
     return None
 
 
@@ -435,11 +578,15 @@ def _assemble(
     blocks: list[tuple[Block, list[str]]] = []
     heading: list[_Unit] = []
     previous = ""
+    original_titles: list[str] = []
+    read = 0
     for unit in units:
         text = unit.text
         if not _READABLE.search(text) or _same(text, previous):
             continue
         previous = text
+        if unit.caption or unit.link:
+            continue
         if not title_unit.text and not blocks and unit.heading:
             title_unit = unit
             continue
@@ -447,10 +594,16 @@ def _assemble(
         if dateline is not None:
             published = published if published and published.hour + published.minute else dateline
             continue
-        if clean.is_section_end(text) and blocks:
+        original = _original_title(text)
+        if original:
+            original_titles.append(original)
+            continue
+        if blocks and (clean.is_section_end(text) or (read >= _SIGNED_OFF and _is_sign_off(text))):
             break
         if _is_furniture(text) or _same(text, title_unit.text):
             continue
+        if not blocks and _part_of(text, title_unit.text):
+            continue  # the headline, set over several lines above the body
         if unit.heading or clean.looks_like_heading(text):
             heading.append(unit)
             continue
@@ -458,8 +611,11 @@ def _assemble(
             continue
         blocks.extend(_heading_blocks(heading))
         heading = []
+        text = _strip_lead_credit(text)
         blocks.append((Block(BlockKind.PARAGRAPH, text), unit.notes))
-    blocks = _strip_closing_credit(blocks)
+        read += len(text)
+    blocks = _strip_closing_credit(_drop_repeated_summary(blocks))
+    title_unit.text = _completed_title(title_unit.text, original_titles)
     body = "".join(b.text for b, _ in blocks if b.kind is BlockKind.PARAGRAPH)
     if not body or (from_page and len(re.findall(f"[{_CJK}]", body)) < _MIN_PAGE_TEXT):
         raise ExtractionError(
@@ -483,6 +639,92 @@ def _assemble(
 
 _MIN_PAGE_TEXT = 30
 """CJK characters a web page's body must hold to be an article rather than a page of links."""
+_SIGNED_OFF = 30
+"""Characters of story after which an editor's sign-off or a promotion ends the article."""
+
+
+def _is_sign_off(text: str) -> bool:
+    """What closes an article: the editor's line (责任编辑, 责编, 编辑|…, 校对) or a promotion
+    (QR code, follow the account, download the app). What follows it is another page's."""
+    folded = clean.to_simplified(text)
+    return bool(_SIGN_OFF.match(folded)) or (
+        clean.is_notice(folded) and bool(_PROMOTION.search(folded))
+    )
+
+
+_SIGN_OFF = re.compile(
+    r"^[\[【(（]?\s*(?:责任编辑|责编|编辑|值班编辑|实习编辑|校对|审核|监制)\s*(?:[:：/|｜]|\s|$)"
+)
+_PROMOTION = re.compile("扫一扫|扫码|扫描|二维码|长按|关注|公众号|点击|下载|客户端|APP|app|转载")
+
+
+def _original_title(text: str) -> str | None:
+    """The headline a ``原标题：《…》`` line gives, without its quotes and trailing dots."""
+    match = re.match(r"^[(（]?\s*(?:本文)?原标?题\s*(?:为|[:：]|(?=《))\s*(.+?)[)）]?$", text)
+    if match is None:
+        return None
+    original = match.group(1).strip().strip("《》").strip()
+    original = re.sub(r"(?:\.{2,}|…+)$", "", original).strip()
+    return original or None
+
+
+def _completed_title(title: str, originals: list[str]) -> str:
+    """A headline the page cut short (``…无敌免...``) or prefixed with an ad (``[化妆品]…``),
+    as the page's own 原标题 line gives it whole."""
+    for original in originals:
+        stem = re.sub(r"(?:\.{2,}|…+)$", "", title).strip()
+        if stem != title and len(original) > len(stem) and original.startswith(stem):
+            return original
+        prefix = title[: len(title) - len(original)] if title.endswith(original) else None
+        if prefix and re.fullmatch(r"\s*[\[【(（][^\]】)）]{1,20}[\]】)）]\s*", prefix):
+            return original
+    return title
+
+
+def _part_of(text: str, title: str) -> bool:
+    squeezed, whole = re.sub(r"\s+", "", text), re.sub(r"\s+", "", title)
+    return len(squeezed) >= 4 and squeezed in whole
+
+
+_LEAD_CREDIT = re.compile(
+    r"^(?P<lead>[^（(]{0,30}?(?:讯|电|消息|报道)\s*)?[（(](?P<credit>[^（）()]{2,40})[)）]\s*"
+)
+
+
+def _strip_lead_credit(text: str) -> str:
+    """``新华社巴黎12月9日电（记者唐霁）法国…`` → ``新华社巴黎12月9日电 法国…``: the reporter
+    credit in a dateline is not read; the dateline is, with the space news copy puts after it."""
+    match = _LEAD_CREDIT.match(text)
+    if match is None or match.end() >= len(text) or not clean.is_credit(match["credit"]):
+        return text
+    lead = (match["lead"] or "").rstrip()
+    return f"{lead} {text[match.end() :]}" if lead else text[match.end() :]
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1) if _READABLE.match(text[i])}
+
+
+def _drop_repeated_summary(
+    blocks: list[tuple[Block, list[str]]],
+) -> list[tuple[Block, list[str]]]:
+    """A summary box above the body (摘要) that the body then says again is read once: the first
+    paragraph goes when nearly all of it recurs in the paragraphs after it."""
+    paragraphs = [i for i, (b, _) in enumerate(blocks) if b.kind is BlockKind.PARAGRAPH]
+    if len(paragraphs) < 2:
+        return blocks
+    first = paragraphs[0]
+    summary = re.sub(r"^(?:摘要|内容摘要|内容提要|导读|提要)\s*[:：]\s*", "", blocks[first][0].text)
+    rest = "".join(b.text for i, (b, _) in enumerate(blocks) if i > first)
+    pairs = _bigrams(summary)
+    if len(summary) < 20 or not pairs:
+        return blocks
+    recurring = sum(1 for p in pairs if p in rest) / len(pairs)
+    return [*blocks[:first], *blocks[first + 1 :]] if recurring >= _REPEATED else blocks
+
+
+_REPEATED = 0.9
+"""Share of a paragraph's character pairs that recur later for it to count as a repeat."""
 _MAX_HEADING_LINES = 3
 """More short lines in a row are a list (a poem, an index, a menu), not one subheading."""
 

@@ -210,11 +210,18 @@ _EMOJI_GLUE = frozenset("\ufe0e\ufe0f\u20e3\u200d")
 # Full-width forms that are not Chinese punctuation: digits, Latin letters and number signs are
 # folded to ASCII so the rules below see one spelling. ！（），：；？～ stay: they are the text's
 # punctuation. ．and ：only count as a decimal point / time colon between digits (see below).
-_FOLD = {
+_FOLD: dict[int, int | str] = {
     code: code - 0xFEE0
     for code in range(0xFF01, 0xFF5F)
     if chr(code) not in "！（），：；？～｛｝［］＂＇．｜"
 }
+# Vulgar fractions become digits for the fraction rule: ½ → 1/2 → 二分之一.
+_FOLD.update(
+    {
+        ord(c): f
+        for c, f in zip("½⅓⅔¼¾⅕⅛", ("1/2", "1/3", "2/3", "1/4", "3/4", "1/5", "1/8"), strict=True)
+    }
+)
 _FOLD[ord("￥")] = ord("¥")
 _FOLD[ord("\u00a0")] = ord(" ")  # no-break space
 _FOLD[ord("﹪")] = ord("%")
@@ -331,10 +338,20 @@ def _say_percent_range(match: re.Match[str]) -> str:
 
 
 def _say_money(match: re.Match[str]) -> str:
-    # The multiplier stays between amount and currency: $5亿 → 5亿美元. Digits are left for the
-    # integer rule, which knows 2美元 is 两美元.
-    amount = match.group("n")
+    # The multiplier stays between amount and currency: $5亿 → 5亿美元; a range names the
+    # currency once: $5-10 → 5到10美元. Digits are left for the integer rule, which knows 2美元
+    # is 两美元; cents that are zero are not said (¥12.50 → 12.5元).
+    amount = _cents(match.group("n"))
+    if match.group("n2"):
+        amount += "到" + _cents(match.group("n2"))
     return f"{amount}{match.group('mult') or ''}{CURRENCY_SIGNS[match.group('sign')]}"
+
+
+def _cents(amount: str) -> str:
+    """An amount of money without the zeros that end its decimals: 12.50 → 12.5, 3.00 → 3."""
+    if "." not in amount:
+        return amount
+    return amount.rstrip("0").rstrip(".")
 
 
 def _say_unit(match: re.Match[str]) -> str:
@@ -349,7 +366,20 @@ def _say_fraction(match: re.Match[str]) -> str:
 
 
 def _say_version(match: re.Match[str]) -> str:
-    return "点".join(_integer(part) for part in match.group(0).split("."))
+    # v10.15.7 → 十点十五点七; a part of three digits or more is said digit by digit, as in an
+    # address: 192.168.1.1 → 一九二点一六八点一点一.
+    return "点".join(
+        _digits(part) if len(part) >= 3 else _integer(part) for part in match.group(0).split(".")
+    )
+
+
+def _say_range(match: re.Match[str]) -> str:
+    # Ranges run upwards (3-5天); two plain numbers where the first is not smaller are a score
+    # (女排3-0阿根廷, 2-1逆转) and are said with 比.
+    low, high = match.group("a"), match.group("b")
+    if low.isdigit() and high.isdigit() and int(low) >= int(high):
+        return f"{low}比"
+    return f"{low}到"
 
 
 def _say_integer(match: re.Match[str]) -> str:
@@ -441,8 +471,25 @@ _RULES: tuple[_Rule, ...] = (
         lambda m: _digits(m.group(0)),
     ),
     _Rule(
-        "Generations 90后, 00后: digit by digit (九〇后).",
-        _sub(r"(?<![0-9.])[0-9]0(?=[后後])"),
+        "Generations 90后, 95后, 00后: digit by digit (九〇后, 九五后).",
+        _sub(r"(?<![0-9.])[0-9]{2}(?=[后後])"),
+        lambda m: _digits(m.group(0)),
+    ),
+    _Rule(
+        "Codes after capitals, ISO 9001, GB/T 7714-2015, RTX 4090: each part digit by digit.",
+        _sub(
+            r"(?<![A-Za-z])(?P<prefix>[A-Z]{2,}(?:/[A-Z]+)?\s?)(?P<code>[0-9]{3,}(?:-[0-9]+)*)"
+            r"(?![0-9.,])(?!\s?["
+            + re.escape("".join(sorted(set(_MULTIPLIERS + _MEASURE_WORDS))))
+            + r"])"
+        ),
+        lambda m: (
+            m.group("prefix") + " ".join(_digits(part) for part in m.group("code").split("-"))
+        ),
+    ),
+    _Rule(
+        "A number before a hyphen and Latin letters, 2019-nCoV: digit by digit.",
+        _sub(r"(?<![0-9.])[0-9]{3,}(?=-[A-Za-z])"),
         lambda m: _digits(m.group(0)),
     ),
     _Rule(
@@ -464,12 +511,20 @@ _RULES: tuple[_Rule, ...] = (
         _say_percent,
     ),
     _Rule(
-        "Currency signs before the amount: $5 → 5美元 (numbers are said later).",
+        "Currency signs before the amount: $5 → 5美元, $5-10 → 5到10美元 (numbers are said later).",
         _sub(
             r"(?<![A-Za-z])(?P<sign>" + _SIGN_ALTERNATIVES + r")\s?(?P<n>" + _NUM + r")"
+            r"(?:\s?(?:" + _DASH + r"|至|到)\s?(?P=sign)?\s?(?P<n2>" + _NUM + r"))?"
             r"(?P<mult>\s?[千万萬亿億]+)?"
         ),
         _say_money,
+    ),
+    _Rule(
+        "Amounts of money say no zero cents: 3.50元 → 3.5元, 12.00美元 → 12美元.",
+        _sub(
+            r"(?<![0-9.])[0-9]+\.[0-9]+(?=\s?[千万萬亿億]*\s?(?:元|圆|块|美元|欧元|英镑|日元|港元|韩元))"
+        ),
+        lambda m: _cents(m.group(0)),
     ),
     _Rule(
         "Units after a number: 5km → 5公里, 30℃ → 30摄氏度 (numbers are said later).",
@@ -486,9 +541,14 @@ _RULES: tuple[_Rule, ...] = (
             + _NUM
             + r")[日号號月天年个個万萬亿億千百]?)\s?"
             + _DASH
-            + r"\s?(?=[0-9])"
+            + r"\s?(?=(?P<b>[0-9]+))"
         ),
-        lambda m: m.group("a") + "到",
+        _say_range,
+    ),
+    _Rule(
+        "Ranges between spoken quantities: 3℃-5℃, 10:30-11:30 → 到 (before signs are read).",
+        _sub(r"(?<=[度分秒点时元米克])\s?" + _DASH + r"\s?(?=[0-9〇一二三四五六七八九十两零])"),
+        lambda m: "到",
     ),
     _Rule(
         "Temperatures below zero: -5摄氏度 → 零下五摄氏度.",

@@ -1,0 +1,403 @@
+"""A web page as lines of text with layout hints, and the block that holds the article.
+
+``page_lines`` walks the DOM the way a browser lays text out: one ``Line`` per block or ``<br>``,
+each with what the markup says about it (inside a link, a heading, all bold, centred, right after
+a photo). ``main_content`` scores every element by the prose under it and picks the one that holds
+the article: portal pages wrap the story in navigation, related-headline lists, share bars and
+footers, and only the story is mostly long lines with sentence punctuation and few links.
+
+The scoring (one number per line, summed over each element's subtree):
+
+- a line of prose (ten or more characters outside links, with sentence punctuation) counts its
+  characters;
+- a line that is mostly link text (navigation, related headlines) counts minus its link text;
+- a line of page furniture (an editorial line, a notice, a breadcrumb, a date line) counts minus
+  its length;
+- a short scrap without punctuation (a tool bar's 超大, 标准, 关注) counts minus one;
+- anything else (subheadings, longer lines without punctuation) counts nothing.
+
+The element with the highest sum wins; among elements with the same sum, the outermost (it holds
+the same story with its subheadings and lead). Inside it, blocks whose lines sum below zero (a
+tool bar or a byline box between the headline and the body, a share bar after it) are left
+out (see ``story``). Everything here is markup and density, never a site's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import lxml.html  # lxml ships no type information
+from lxml import etree
+
+from newsreader.text.clean import is_credit
+
+__all__ = ["Line", "line_value", "main_content", "page_lines", "parse_page", "prune", "story"]
+
+_BLOCK_TAGS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
+)
+_HEADING_TAGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_BOLD_TAGS = frozenset({"b", "strong"})
+# never read: scripts, form controls and media; their text is not the story (code listings, a
+# <pre> that holds a program, go too: see _is_code)
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "iframe",
+    "object",
+    "embed",
+    "canvas",
+    "video",
+    "audio",
+    "select",
+    "option",
+    "textarea",
+    "button",
+    "input",
+)
+_SPACE = re.compile(r"[\s\u3000\u00a0\u200b\ufeff]+")
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_PUNCTUATION = re.compile("[，。；！？、：,;!?]")
+_CENTERED = re.compile(r"text-align\s*:\s*center", re.IGNORECASE)
+_HEADING_CLASS = re.compile(r"(?:^|[\s_-])(?:h[1-6]|subtitle|sub-title|heading)(?:$|[\s_-])")
+_SMALL_IMAGE = 60
+"""An image this many pixels high or wide, or less, is a divider or an icon, not a photo."""
+
+
+@dataclass
+class Line:
+    """One line of a page's text, with what its markup says about it."""
+
+    text: str
+    container: lxml.html.HtmlElement
+    """The innermost block element the line starts in."""
+    links: int = 0
+    """Characters of the line inside links."""
+    heading: bool = False
+    """In an ``<h1>``–``<h6>``, all bold, or in an element classed as a heading."""
+    centered: bool = False
+    after_image: bool = False
+    """A photo stands between this line and the text before it."""
+    in_list: bool = False
+    alone: bool = False
+    """The only line of its block (a ``<p>`` of its own, not one of a run split by ``<br>``)."""
+
+    @property
+    def link_share(self) -> float:
+        return self.links / max(1, len(self.text))
+
+
+def parse_page(html: str) -> lxml.html.HtmlElement | None:
+    """Parse a page as a browser would read it, or None when it cannot be parsed."""
+    # lxml refuses a str that still carries an XML encoding declaration, and stops reading at an
+    # early </html> or </body> that browsers ignore (pages are glued together from templates)
+    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
+    html = re.sub(r"</(?:body|html)\s*>", "", html, flags=re.IGNORECASE)
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (etree.ParserError, ValueError):
+        return None
+    return tree if isinstance(tree, lxml.html.HtmlElement) else None
+
+
+def prune(tree: lxml.html.HtmlElement) -> None:
+    """Remove what is never read (scripts, styles, forms, media, code, comments) in place; the
+    ``<head>`` and its ``<title>`` stay."""
+    for element in list(tree.iter(*_DROP_TAGS, etree.Comment, etree.ProcessingInstruction)):
+        if element.getparent() is not None:
+            element.drop_tree()  # keeps the tail text
+    for listing in list(tree.iter("pre")):
+        if listing.getparent() is not None and _is_code(listing):
+            listing.drop_tree()
+    for section in tree.iter("section"):
+        section.tag = "div"  # WeChat and others build paragraphs from <section>s
+
+
+def _is_code(pre: lxml.html.HtmlElement) -> bool:
+    """A ``<pre>`` that holds a program (a ``<code>`` inside, or mostly ASCII), not a notice or
+    an old site's article set in preformatted text."""
+    if pre.find(".//code") is not None:
+        return True
+    text = _SPACE.sub("", pre.text_content())
+    return bool(text) and sum(1 for c in text if c.isascii()) >= 0.7 * len(text)
+
+
+@dataclass
+class _Piece:
+    text: str
+    link: bool
+    bold: bool
+
+
+@dataclass
+class _Walker:
+    lines: list[Line] = field(default_factory=list)
+    pieces: list[_Piece] = field(default_factory=list)
+    container: lxml.html.HtmlElement | None = None
+    heading: bool = False
+    centered: bool = False
+    in_list: bool = False
+    image: bool = False
+
+    def flush(self) -> None:
+        text = _SPACE.sub(" ", "".join(p.text for p in self.pieces)).strip()
+        if text and self.container is not None:
+            visible = [p for p in self.pieces if p.text.strip()]
+            links = sum(len(_SPACE.sub("", p.text)) for p in visible if p.link)
+            bold = bool(visible) and all(p.bold for p in visible)
+            self.lines.append(
+                Line(
+                    text=text,
+                    container=self.container,
+                    links=links,
+                    heading=self.heading or bold,
+                    centered=self.centered,
+                    after_image=self.image,
+                    in_list=self.in_list,
+                )
+            )
+            # a caption can take two centred lines: 摄影：… / what the photo shows
+            self.image = self.image and self.centered and is_credit(text)
+        self.pieces = []
+        self.container = None
+        self.heading = self.centered = self.in_list = False
+
+    def add(
+        self, text: str, block: lxml.html.HtmlElement, *, link: bool, bold: bool, flags: _Flags
+    ) -> None:
+        if flags.preformatted and "\n" in text:
+            first, *rest = text.split("\n")
+            self.add(first, block, link=link, bold=bold, flags=flags)
+            for line in rest:
+                self.flush()
+                self.add(line, block, link=link, bold=bold, flags=flags)
+            return
+        if not text:
+            return
+        if self.container is None and text.strip():
+            self.container = block
+        self.pieces.append(_Piece(text, link, bold))
+        if text.strip():
+            self.heading = self.heading or flags.heading
+            self.centered = self.centered or flags.centered
+            self.in_list = self.in_list or flags.in_list
+
+
+@dataclass(frozen=True)
+class _Flags:
+    heading: bool = False
+    centered: bool = False
+    in_list: bool = False
+    preformatted: bool = False
+    """Inside a ``<pre>``, where a line break is a line break."""
+
+
+def page_lines(root: lxml.html.HtmlElement) -> list[Line]:
+    """The text under ``root`` as lines, in reading order (prune the tree first)."""
+    walker = _Walker()
+    _walk(root, walker, root, link=False, bold=False, flags=_Flags())
+    walker.flush()
+    per_block: dict[lxml.html.HtmlElement, int] = {}
+    for line in walker.lines:
+        per_block[line.container] = per_block.get(line.container, 0) + 1
+    for line in walker.lines:
+        line.alone = per_block[line.container] == 1
+    return walker.lines
+
+
+def _is_photo(image: lxml.html.HtmlElement) -> bool:
+    for attribute in ("height", "width"):
+        value = re.match(r"\s*(\d+)", image.get(attribute) or "")
+        if value and int(value.group(1)) <= _SMALL_IMAGE:
+            return False
+    return True
+
+
+def _walk(
+    element: lxml.html.HtmlElement,
+    walker: _Walker,
+    block: lxml.html.HtmlElement,
+    *,
+    link: bool,
+    bold: bool,
+    flags: _Flags,
+) -> None:
+    tag = element.tag.lower() if isinstance(element.tag, str) else ""
+    if tag == "br":
+        walker.flush()
+        return
+    if tag == "img":
+        if _is_photo(element):
+            walker.flush()
+            walker.image = True
+        return
+    is_block = tag in _BLOCK_TAGS
+    if is_block:
+        walker.flush()
+        block = element
+        style = element.get("style") or ""
+        flags = _Flags(
+            heading=flags.heading
+            or tag in _HEADING_TAGS
+            or bool(_HEADING_CLASS.search(element.get("class") or "")),
+            centered=(flags.centered or tag == "center" or bool(_CENTERED.search(style))),
+            in_list=flags.in_list or tag == "li",
+            preformatted=flags.preformatted or tag == "pre",
+        )
+    elif tag == "span" and _HEADING_CLASS.search(element.get("class") or ""):
+        flags = dataclasses.replace(flags, heading=True)
+    link = link or tag == "a"
+    bold = bold or tag in _BOLD_TAGS or _bold_style(element)
+    walker.add(element.text or "", block, link=link, bold=bold, flags=flags)
+    for child in element:
+        _walk(child, walker, block, link=link, bold=bold, flags=flags)
+        walker.add(child.tail or "", block, link=link, bold=bold, flags=flags)
+    if is_block:
+        walker.flush()
+
+
+def _bold_style(element: lxml.html.HtmlElement) -> bool:
+    return bool(re.search(r"font-weight\s*:\s*(?:bold|[6-9]00)", element.get("style") or ""))
+
+
+# ── the block that holds the article ──────────────────────────────────────────────────────────
+
+
+def _reading_length(text: str) -> int:
+    return len(re.findall(f"[{_CJK}]|[A-Za-z0-9]+", text))
+
+
+def line_value(line: Line, furniture: Callable[[str], bool]) -> int:
+    """What a line says about the element that holds it (see the module docstring)."""
+    size = _reading_length(line.text)
+    if line.heading and size <= 60:
+        return 0
+    if line.link_share >= 0.5:
+        return -min(size, 40)
+    if furniture(line.text):
+        return -min(size, 40)
+    outside_links = size - line.links
+    punctuated = bool(_PUNCTUATION.search(line.text))
+    if outside_links >= 10 and punctuated:
+        return outside_links
+    # a scrap of a tool bar (超大 / 标准 / 关注): a little against the block it stands in
+    return 0 if line.heading or punctuated or size > 10 else -1
+
+
+def main_content(
+    lines: list[Line], furniture: Callable[[str], bool]
+) -> lxml.html.HtmlElement | None:
+    """The element whose lines score highest (see the module docstring); None for a page without
+    prose."""
+    return _best(_totals(lines, furniture))
+
+
+def story(lines: list[Line], furniture: Callable[[str], bool]) -> list[Line]:
+    """The lines of the article: those of ``main_content``, less the blocks inside it that score
+    below zero (a tool bar or a byline box above the story, a share bar below it, an advert
+    inside it). A lone short line inside the story stays (it may be a plain subheading), and so
+    does furniture: an editor's line or a 相关新闻 label says where the story ends, a 原标题
+    line what its headline is. Empty for a page without prose."""
+    totals = _totals(lines, furniture)
+    root = _best(totals)
+    if root is None:
+        return []
+    inside = []
+    for line in lines:
+        path = list(_self_and_ancestors(line.container))
+        if root in path:
+            blocks = path[: path.index(root)]  # the line's blocks below the root
+            inside.append((line, min((totals.get(b, 0) for b in blocks), default=0)))
+    prose = [i for i, (line, _) in enumerate(inside) if line_value(line, furniture) > 0]
+    first, last = (prose[0], prose[-1]) if prose else (0, -1)
+    return [
+        line
+        for i, (line, worst) in enumerate(inside)
+        if worst >= 0 or furniture(line.text) or (first <= i <= last and worst > -_LONE_SCRAP)
+    ]
+
+
+_LONE_SCRAP = 3
+"""A block inside the story scoring above minus this is a short line, not an advert."""
+
+
+def _totals(
+    lines: list[Line], furniture: Callable[[str], bool]
+) -> dict[lxml.html.HtmlElement, int]:
+    totals: dict[lxml.html.HtmlElement, int] = {}
+    for line in lines:
+        value = line_value(line, furniture)
+        if not value:
+            continue
+        for element in _self_and_ancestors(line.container):
+            totals[element] = totals.get(element, 0) + value
+    return totals
+
+
+def _best(totals: dict[lxml.html.HtmlElement, int]) -> lxml.html.HtmlElement | None:
+    if not totals:
+        return None
+    best = max(totals.values())
+    if best <= 0:
+        return None
+    # the outermost of the elements that share the best score: same story, more of its context
+    winners = [e for e, total in totals.items() if total == best]
+    return min(winners, key=_depth)
+
+
+def _self_and_ancestors(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
+    node: lxml.html.HtmlElement | None = element
+    while node is not None:
+        yield node
+        node = node.getparent()
+
+
+def _depth(element: lxml.html.HtmlElement) -> int:
+    return sum(1 for _ in _self_and_ancestors(element))
