@@ -1,0 +1,141 @@
+"""``newsreader feed``: a news feed in, a podcast feed out (thin: parse, call, report)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from newsreader.cli import make_settings, stderr, user_errors, voice_options, warn
+from newsreader.errors import UsageError
+from newsreader.podcast.entries import CHINA_TIME
+from newsreader.podcast.updater import FeedReport, FeedRequest, update_feed
+
+
+def parse_since(value: str) -> datetime:
+    """``2024-07-02`` or an ISO 8601 date-time; without a zone it means Beijing time."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {value!r} is not a date: use YYYY-MM-DD or an ISO 8601 date-time."
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=CHINA_TIME)
+
+
+@click.command("feed")
+@click.argument("source")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder: feed.xml, episodes/, the state file.",
+)
+@click.option(
+    "--base-url", required=True, help="Where --out is published (feed.xml is <URL>/feed.xml)."
+)
+@click.option("--title", default=None, help="Podcast title [default: the source feed's].")
+@click.option("--author", default=None, help="Podcast author [default: the source feed's].")
+@click.option(
+    "--image", default=None, help="Artwork URL (1400–3000 px square) [default: a plain cover]."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Only the newest N source entries."
+)
+@click.option("--since", default=None, help="Only entries dated on or after DATE (YYYY-MM-DD).")
+@click.option("--digest", is_flag=True, help="One episode per run holding all new articles.")
+@click.option(
+    "--keep", type=click.IntRange(min=1), default=None, help="Keep only the newest N episodes."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@voice_options
+def feed_command(
+    source: str,
+    out: Path,
+    base_url: str,
+    title: str | None,
+    author: str | None,
+    image: str | None,
+    limit: int | None,
+    since: str | None,
+    digest: bool,
+    keep: int | None,
+    quiet: bool,
+    **voice: Any,
+) -> None:
+    """Turn the news feed SOURCE (URL or file) into a podcast feed in --out.
+
+    Incremental: only new articles and articles whose text changed are read aloud. Safe to
+    interrupt at any moment: the next run finishes the work.
+    """
+    with user_errors():
+        settings = make_settings(**voice)
+        request = FeedRequest(
+            source=source,
+            out=out,
+            base_url=base_url,
+            title=title,
+            author=author,
+            image=image,
+            limit=limit,
+            since=parse_since(since) if since is not None else None,
+            digest=digest,
+            keep=keep,
+        )
+        notify = (lambda _message: None) if quiet else _progress
+        try:
+            report = asyncio.run(update_feed(request, settings, notify=notify))
+        except KeyboardInterrupt:
+            stderr.print(
+                "newsreader: interrupted; feed.xml lists only finished episodes, and the next "
+                "run finishes the rest.",
+                markup=False,
+            )
+            sys.exit(130)
+        for problem in [*report.warnings, *report.problems]:
+            warn(problem)
+        if not quiet:
+            _summary(report)
+        if report.failed:
+            stderr.print(
+                f"newsreader: error: {len(report.failed)} entr"
+                f"{'y' if len(report.failed) == 1 else 'ies'} failed and will be tried again on "
+                "the next run.",
+                markup=False,
+            )
+            sys.exit(report.failed[0].exit_code)
+
+
+# Declared for type checkers: cli.py and this module import each other.
+feed: click.Command = feed_command
+
+
+def _progress(message: str) -> None:
+    stderr.print(message, markup=False)
+
+
+def _summary(report: FeedReport) -> None:
+    for note in report.repaired:
+        stderr.print(f"repaired: {note}", markup=False)
+    for entry in report.skipped:
+        stderr.print(f"skipped {entry.label}: {entry.reason}", markup=False)
+    for failure in report.failed:
+        stderr.print(f"failed {failure.label}: {failure.reason}", markup=False)
+    for title in report.removed:
+        stderr.print(f"removed {title} (--keep)", markup=False)
+    counts = (
+        f"{len(report.made)} new, {len(report.updated)} updated, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped, {len(report.failed)} failed"
+    )
+    engine = (
+        f"; engine {report.engine}, {report.requests} requests, {report.cache_hits} from cache"
+        if report.engine
+        else ""
+    )
+    stderr.print(
+        f"wrote {report.feed}: {report.episodes} episodes ({counts}){engine}", markup=False
+    )
