@@ -1,0 +1,534 @@
+"""The read-aloud service as an ASGI app: ``create_app(config)``.
+
+    POST /api/readings                    {url | text | html, title?, voice?, rate?} → 202 / 200
+    GET  /api/readings/{id}               status, progress, title, duration, chapters, sentences
+    GET  /api/readings/{id}/audio.mp3     the finished file (Range, ETag, Content-Length)
+    GET  /api/readings/{id}/stream.mp3    progressive audio while it is synthesized
+    GET  /api/readings/{id}/captions.vtt  WebVTT captions
+    GET  /feed.xml                        finished readings as a podcast
+    GET  /healthz
+    GET  /  and /readings/{id}            the read-aloud page;  GET /widget.js  the widget
+
+Every refusal is a 4xx JSON error (``service.errors``); OpenAPI at /docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from newsreader import __version__
+from newsreader.config import DEFAULT_VOICE
+from newsreader.errors import SourceError, UsageError
+from newsreader.pipeline import slugify
+from newsreader.service.config import ServiceConfig
+from newsreader.service.errors import ApiError, error_body, error_response
+from newsreader.service.feed import feed_xml
+from newsreader.service.jobs import JobRequest, Readings
+from newsreader.service.security import (
+    AddressPolicy,
+    AddressRefused,
+    BodyLimit,
+    Origins,
+    RateLimiter,
+    Resolver,
+    SecurityHeaders,
+    system_resolver,
+)
+from newsreader.service.store import JobStore, Row
+from newsreader.service.stream import file_response, live_response
+
+_ID = re.compile(r"^[0-9a-f]{24}$")
+_STATIC = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "widget.js": "text/javascript; charset=utf-8",
+}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ReadingIn(BaseModel):
+    """A reading request: exactly one of ``url``, ``text`` or ``html``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description="An http(s) page to read.", max_length=4000)
+    text: str | None = Field(None, description="Article text (the first line is the headline).")
+    html: str | None = Field(None, description="An article page's HTML.")
+    title: str | None = Field(None, description="Headline to use.", max_length=300)
+    source_url: str | None = Field(
+        None, description="With text/html: the page it came from (never fetched).", max_length=4000
+    )
+    voice: str = Field(DEFAULT_VOICE, description="Voice ShortName, e.g. zh-CN-XiaoxiaoNeural.")
+    rate: str = Field("+0%", description="Speaking rate, -50% to +100%.")
+
+
+class Links(BaseModel):
+    self: str
+    page: str
+    audio: str
+    stream: str
+    captions: str
+
+
+class ReadingAccepted(BaseModel):
+    id: str
+    status: str
+    links: Links
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+
+
+class ChapterOut(BaseModel):
+    title: str
+    start: float
+    end: float
+
+
+class SentenceOut(BaseModel):
+    index: int
+    text: str
+    kind: Literal["title", "heading", "body"]
+    block: int
+    segment: int
+    start: float | None
+    end: float | None
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class ReadingOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    title: str | None
+    progress: Progress
+    duration: float | None = Field(description="Seconds; when done.")
+    audio_ready: float = Field(description="Seconds of audio available to the stream so far.")
+    chapters: list[ChapterOut]
+    sentences: list[SentenceOut]
+    error: ErrorOut | None
+    engine: str | None
+    source: str | None
+    created: str
+    finished: str | None
+    links: Links
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def _links(reading_id: str) -> Links:
+    base = f"/api/readings/{reading_id}"
+    return Links(
+        self=base,
+        page=f"/readings/{reading_id}",
+        audio=f"{base}/audio.mp3",
+        stream=f"{base}/stream.mp3",
+        captions=f"{base}/captions.vtt",
+    )
+
+
+def _clean_url(url: str) -> str:
+    """Strip spaces and the fragment (the same page read twice is one reading)."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query, ""))
+
+
+class Service:
+    """Everything the routes share."""
+
+    def __init__(self, config: ServiceConfig, resolver: Resolver) -> None:
+        self.config = config
+        self.store = JobStore(config.database)
+        self.policy = AddressPolicy(config.allow_addresses, resolver)
+        self.readings = Readings(config, self.store, self.policy)
+        self.rate = RateLimiter(config.rate_limit, config.rate_burst)
+
+    def row(self, reading_id: str) -> Row:
+        row = self.store.get(reading_id) if _ID.match(reading_id) else None
+        if row is None:
+            raise ApiError(
+                404, "not_found", f"no reading {reading_id[:40]!r}: check the id or submit again."
+            )
+        return row
+
+    def authorize(self, request: Request) -> None:
+        token = self.config.token
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "this service needs a token: send Authorization: Bearer <token>.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def limit(self, request: Request) -> None:
+        client = request.client.host if request.client else "unknown"
+        wait = self.rate.take(client)
+        if wait is not None:
+            seconds = max(1, round(wait + 0.5))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many readings requested from {client}: try again in {seconds} s.",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    async def job_request(self, body: ReadingIn) -> JobRequest:
+        given = [name for name in ("url", "text", "html") if getattr(body, name) is not None]
+        if len(given) != 1:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "give exactly one of url, text or html"
+                + (f" (got {', '.join(given)})." if given else "."),
+            )
+        kind = given[0]
+        content: str = getattr(body, kind)
+        if not content.strip():
+            raise ApiError(422, "invalid_request", f"{kind} is empty: give an article to read.")
+        limit = {
+            "url": 4000,
+            "text": self.config.max_text_chars,
+            "html": self.config.max_html_chars,
+        }[kind]
+        if len(content) > limit:
+            raise ApiError(
+                413,
+                "too_long",
+                f"{kind} is {len(content):,} characters, over the {limit:,}-character limit.",
+            )
+        if kind == "url":
+            content = _clean_url(content)
+            await self.check_url(content)
+        if body.source_url is not None and kind == "url":
+            raise ApiError(422, "invalid_request", "source_url goes with text or html, not url.")
+        try:
+            return JobRequest(
+                kind=kind,  # type: ignore[arg-type]  # one of the three names above
+                content=content,
+                title=body.title.strip() if body.title and body.title.strip() else None,
+                source_url=body.source_url,
+                voice=body.voice,
+                rate=self._rate(body.rate),
+            )
+        except UsageError as error:
+            raise ApiError(422, "bad_settings", error.message.replace("--", "")) from None
+
+    @staticmethod
+    def _rate(rate: str) -> str:
+        value = rate.strip()
+        if re.fullmatch(r"[+-]\d{1,3}%", value) and not -50 <= int(value[:-1]) <= 100:
+            raise ApiError(
+                422, "bad_settings", f"rate {rate!r} is out of range: use -50% to +100%."
+            )
+        return value
+
+    async def check_url(self, url: str) -> None:
+        """Refuse at once what the worker's guard would refuse (the worker checks again)."""
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self.policy.check_url, url), self.config.resolve_timeout
+            )
+        except TimeoutError:
+            raise ApiError(
+                400, "bad_url", f"resolving {urlsplit(url).hostname} took too long."
+            ) from None
+        except AddressRefused as error:
+            raise ApiError(400, "url_not_allowed", error.message) from None
+        except SourceError as error:
+            raise ApiError(400, "bad_url", error.message) from None
+
+    def describe(self, row: Row) -> ReadingOut:
+        live = self.readings.live(row.id)
+        if row.status == "done":
+            timeline = self.readings.timeline(row.id)
+            sentences, chapters = timeline.get("sentences", []), timeline.get("chapters", [])
+            audio_ready = row.duration or 0.0
+        elif live is not None:
+            sentences, chapters, audio_ready = live.sentences, [], live.audio_seconds
+        else:
+            sentences, chapters, audio_ready = [], [], 0.0
+        status = row.status
+        title, done, total = row.title, row.done, row.total
+        if live is not None and status in ("queued", "running"):
+            title, done, total = live.title or title, live.done, live.total or total
+        error = None
+        if status == "failed":
+            error = ErrorOut(code=row.error_code or "failed", message=row.error_message or "")
+        return ReadingOut(
+            id=row.id,
+            status=status,
+            title=title,
+            progress=Progress(done=done, total=total),
+            duration=row.duration if status == "done" else None,
+            audio_ready=round(audio_ready, 3),
+            chapters=[ChapterOut(**c) for c in chapters],
+            sentences=[SentenceOut(**s) for s in sentences],
+            error=error,
+            engine=row.engine or (live.engine if live else None),
+            source=row.source,
+            created=_iso(row.created) or "",
+            finished=_iso(row.finished),
+            links=_links(row.id),
+        )
+
+
+def _asset(folder: str, name: str) -> bytes:
+    return resources.files("newsreader.service").joinpath(folder, name).read_bytes()
+
+
+def create_app(config: ServiceConfig, *, resolver: Resolver | None = None) -> FastAPI:
+    """The app; ``resolver`` replaces DNS for URL sources (tests answer for made-up names)."""
+    service = Service(config, resolver or system_resolver)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.readings.start()
+        try:
+            yield
+        finally:
+            await service.readings.stop()
+
+    app = FastAPI(
+        title="newsreader",
+        version=__version__,
+        summary="智能朗读: Mandarin news read aloud, streamed with the sentence highlighted.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(Origins, allowed=config.allow_origins)
+    app.add_middleware(SecurityHeaders)
+    _errors(app)
+    _api(app, service)
+    _pages(app, service)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> Response:
+        problems = []
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                return JSONResponse(
+                    error_body("invalid_json", "the body is not valid JSON: send a JSON object."),
+                    status_code=400,
+                )
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {item.get('msg', 'invalid')}")
+        return JSONResponse(
+            error_body("invalid_request", "; ".join(problems) or "invalid request"),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(error.status_code, "http_error")
+        message = str(error.detail)
+        if error.status_code == 404:
+            message = "no such page or API route: see /docs for the API."
+        elif error.status_code == 405:
+            message = "this route does not accept that method: see /docs."
+        return JSONResponse(
+            error_body(code, message),
+            status_code=error.status_code,
+            headers=dict(error.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def crashed(_request: Request, _error: Exception) -> Response:
+        return JSONResponse(
+            error_body("internal_error", "the server failed on this request; try again later."),
+            status_code=500,
+        )
+
+
+def _api(app: FastAPI, service: Service) -> None:
+    readings = service.readings
+
+    @app.post(
+        "/api/readings",
+        status_code=202,
+        response_model=ReadingAccepted,
+        responses={200: {"model": ReadingAccepted, "description": "Already known"}},
+    )
+    async def create_reading(body: ReadingIn, request: Request) -> Response:
+        """Submit an article; the same content with the same settings is the same reading."""
+        service.limit(request)
+        service.authorize(request)
+        job = await service.job_request(body)
+        row, created = readings.submit(job)
+        accepted = ReadingAccepted(id=row.id, status=row.status, links=_links(row.id))
+        return JSONResponse(
+            accepted.model_dump(),
+            status_code=202 if created else 200,
+            headers={"Location": accepted.links.self},
+        )
+
+    @app.get("/api/readings/{reading_id}", response_model=ReadingOut)
+    async def get_reading(reading_id: str) -> ReadingOut:
+        """Status, progress, and once known the sentences with their times."""
+        return service.describe(service.row(reading_id))
+
+    @app.head("/api/readings/{reading_id}/audio.mp3", include_in_schema=False)
+    @app.get("/api/readings/{reading_id}/audio.mp3")
+    async def audio(reading_id: str, request: Request) -> Response:
+        """The finished MP3 (tags and chapters), with Range and ETag."""
+        row = service.row(reading_id)
+        if row.status != "done" or row.etag is None:
+            raise ApiError(
+                409,
+                "not_ready",
+                f"the reading is {row.status}: use stream.mp3 to listen while it is made.",
+            )
+        name = quote(f"{slugify(row.title or 'reading')}.mp3")
+        return file_response(
+            request,
+            readings.audio_path(row.id),
+            etag=row.etag,
+            media_type="audio/mpeg",
+            filename=name,
+        )
+
+    @app.get("/api/readings/{reading_id}/stream.mp3")
+    async def stream(reading_id: str, request: Request) -> Response:
+        """Audio from the first ready segment on, growing while synthesis goes on."""
+        row = service.row(reading_id)
+        live = readings.live(row.id)
+        if live is not None and live.status != "failed":
+            return live_response(live.audio)
+        if row.status == "done" and row.etag is not None:
+            return file_response(
+                request, readings.audio_path(row.id), etag=row.etag, media_type="audio/mpeg"
+            )
+        if row.status == "failed":
+            raise ApiError(
+                409, "reading_failed", f"the reading failed: {row.error_message or 'unknown'}"
+            )
+        raise ApiError(409, "not_ready", "the reading is not running yet; try again shortly.")
+
+    @app.get("/api/readings/{reading_id}/captions.vtt")
+    async def captions(reading_id: str, request: Request) -> Response:
+        """WebVTT: one cue per sentence, long ones split at commas."""
+        row = service.row(reading_id)
+        if row.status != "done" or row.etag is None:
+            raise ApiError(409, "not_ready", f"the reading is {row.status}: captions come last.")
+        return file_response(
+            request,
+            readings.captions_path(row.id),
+            etag=f"{row.etag}-vtt",
+            media_type="text/vtt; charset=utf-8",
+        )
+
+    @app.get("/api/readings/{reading_id}/chapters.json")
+    async def chapters(reading_id: str) -> Response:
+        """Podcasting 2.0 JSON chapters (seconds)."""
+        row = service.row(reading_id)
+        if row.status != "done":
+            raise ApiError(409, "not_ready", f"the reading is {row.status}: chapters come last.")
+        marks = readings.timeline(row.id).get("chapters", [])
+        return JSONResponse(
+            {
+                "version": "1.2.0",
+                "chapters": [{"startTime": c["start"], "title": c["title"]} for c in marks],
+            },
+            media_type="application/json+chapters",
+        )
+
+    @app.get("/feed.xml")
+    async def feed(request: Request) -> Response:
+        """The finished readings as a podcast (RSS 2.0)."""
+        base = str(request.base_url).rstrip("/")
+        return Response(
+            feed_xml(service.store.finished(), base),
+            media_type="application/rss+xml; charset=utf-8",
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """Liveness: the job store answers."""
+        unfinished = service.store.unfinished()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "engine": service.config.engine,
+            "queued": sum(1 for r in unfinished if r.status == "queued"),
+            "running": sum(1 for r in unfinished if r.status == "running"),
+        }
+
+
+def _pages(app: FastAPI, service: Service) -> None:
+    def page() -> Response:
+        return Response(
+            _asset("templates", "index.html"),
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return page()
+
+    @app.get("/readings/{reading_id}", include_in_schema=False)
+    async def reading_page(reading_id: str) -> Response:
+        service.row(reading_id)
+        return page()
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget() -> Response:
+        return Response(
+            _asset("static", "widget.js"),
+            media_type=_STATIC["widget.js"],
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in _STATIC:  # a fixed set of names: nothing else on disk is reachable
+            raise ApiError(404, "not_found", f"no static file {name[:60]!r}.")
+        return Response(
+            _asset("static", name),
+            media_type=_STATIC[name],
+            headers={"Cache-Control": "no-cache"},
+        )

@@ -1,0 +1,107 @@
+"""``newsreader serve``: the read-aloud service on uvicorn (thin: options in, the app out)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from newsreader.errors import NewsreaderError
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("newsreader-data"),
+    show_default=True,
+    help="Job store (SQLite), finished audio and the segment cache.",
+)
+@click.option(
+    "--token",
+    envvar="NEWSREADER_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on POST (or set NEWSREADER_TOKEN).",
+)
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    help="An origin whose pages may use the API and widget, e.g. https://news.example.cn.",
+)
+@click.option(
+    "--allow-address",
+    "allow_addresses",
+    multiple=True,
+    help="A non-public address or network URL sources may point to (an intranet; tests).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "edge", "espeak"]),
+    default="auto",
+    show_default=True,
+    help="Voice engine for every reading.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Segment cache [default: DATA/cache].",
+)
+@click.option(
+    "--voice-connections",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Concurrent requests to the voice service, all readings together.",
+)
+@click.option(
+    "--rate-limit",
+    default=30,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Readings a client may request per minute (0: no limit).",
+)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    token: str | None,
+    allow_origins: tuple[str, ...],
+    allow_addresses: tuple[str, ...],
+    engine: str,
+    cache_dir: Path | None,
+    voice_connections: int,
+    rate_limit: int,
+) -> None:
+    """Run the read-aloud service: page at /, widget at /widget.js, API docs at /docs."""
+    import uvicorn
+
+    from newsreader.service.app import create_app
+    from newsreader.service.config import ServiceConfig, parse_networks
+
+    try:
+        config = ServiceConfig(
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            engine=engine,  # type: ignore[arg-type]  # click.Choice has checked it
+            token=token,
+            allow_origins=allow_origins,
+            allow_addresses=parse_networks(allow_addresses),
+            voice_connections=voice_connections,
+            rate_limit=rate_limit,
+        )
+        app = create_app(config)
+    except NewsreaderError as error:
+        raise click.UsageError(error.message) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot use --data {data_dir}: {error}") from None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    click.echo(f"newsreader: serving on http://{host}:{port}/ (data in {data_dir})", err=True)
+    # uvicorn trusts X-Forwarded-For/-Proto only from FORWARDED_ALLOW_IPS (default 127.0.0.1):
+    # behind a local reverse proxy, clients are then told apart for the rate limit.
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,104 @@
+"""The service's settings: validated once when the app is made, then passed down unchanged.
+
+These are the deployment's choices (where data lives, who may call, how hard the voice service may
+be pushed). What a reading sounds like (voice, rate) comes with each request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsreader.config import EngineName
+from newsreader.errors import UsageError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
+    """``127.0.0.1``, ``10.0.0.0/8`` or ``::1`` → networks; ``UsageError`` names a bad one."""
+    networks: list[Network] = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise UsageError(
+                f"--allow-address {value!r} is not an IP address or network "
+                "(e.g. 127.0.0.1 or 10.1.0.0/16)."
+            ) from None
+    return tuple(networks)
+
+
+def check_origin(origin: str) -> str:
+    """An origin is ``scheme://host[:port]`` with nothing after it."""
+    cleaned = origin.strip().rstrip("/")
+    scheme, sep, rest = cleaned.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise UsageError(
+            f"--allow-origin {origin!r} is not an origin: use scheme://host[:port], "
+            "e.g. https://news.example.cn."
+        )
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    data_dir: Path
+    """SQLite job store, finished audio (``readings/``) and by default the segment cache."""
+    cache_dir: Path | None = None
+    """Segment cache; default ``data_dir/cache``."""
+    engine: EngineName = "auto"
+    token: str | None = None
+    """When set, POST requests need ``Authorization: Bearer <token>``."""
+    allow_origins: tuple[str, ...] = ()
+    """Origins whose pages may call the API (the widget on a publisher's site)."""
+    allow_addresses: tuple[Network, ...] = ()
+    """Addresses URL sources may resolve to even though they are not public (tests, intranets)."""
+    voice_connections: int = 8
+    """Process-wide cap on concurrent requests to the voice service, shared by all jobs."""
+    segment_concurrency: int = 4
+    """Per-job cap on concurrent segment requests (within the process-wide cap)."""
+    max_running_jobs: int = 32
+    """Jobs synthesized at the same time; more wait in the queue (in order)."""
+    max_body_bytes: int = 2_000_000
+    max_text_chars: int = 100_000
+    """Pasted text (``text``) longer than this is refused."""
+    max_html_chars: int = 2_000_000
+    fetch_timeout: float = 10.0
+    """For each step of a page download (connect, each read)."""
+    fetch_deadline: float = 30.0
+    """For reading a URL source as a whole, redirects included."""
+    max_download_bytes: int = 5_000_000
+    rate_limit: int = 30
+    """POSTs per client per minute (a burst of ``rate_burst`` is allowed); 0 turns it off."""
+    rate_burst: int = 10
+    resolve_timeout: float = 5.0
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.voice_connections < 1 or self.segment_concurrency < 1:
+            raise UsageError("voice connections and segment concurrency must be at least 1.")
+        if not 1 <= self.segment_concurrency <= 16:
+            raise UsageError("segment concurrency must be 1 to 16.")
+        if self.max_running_jobs < 1:
+            raise UsageError("--max-jobs must be at least 1.")
+        if self.rate_limit < 0 or self.rate_burst < 1:
+            raise UsageError("--rate-limit must be 0 (off) or more, with a burst of at least 1.")
+        if self.token is not None and not self.token.strip():
+            raise UsageError("--token must not be empty.")
+        object.__setattr__(
+            self, "allow_origins", tuple(check_origin(o) for o in self.allow_origins)
+        )
+
+    @property
+    def segment_cache(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
+
+    @property
+    def readings_dir(self) -> Path:
+        return self.data_dir / "readings"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "newsreader.sqlite3"

@@ -1,0 +1,565 @@
+"""Readings as jobs: a plain description in, a worker that streams while it synthesizes.
+
+A job is a ``JobRequest`` (the source and how to speak it), serializable as JSON: the store keeps
+it, and a real queue (huey) could carry it to another worker, which needs nothing else but the
+deployment's ``ServiceConfig``. Its id is a hash of the description, so the same content with the
+same settings is the same reading and is synthesized once.
+
+The worker (``Readings``) runs each job as one task:
+
+1. load the article (fetch through the SSRF guard, or extract posted text/HTML), build the Script;
+2. pick the engine for the job (``choose_engine``: edge if reachable, else the embedded voice);
+3. synthesize through the ``Scheduler`` with the one process-wide ``FairLimiter``; each segment,
+   as soon as it and all before it are ready, is appended to the job's ``LiveAudio`` as its frames
+   plus its pause frames (exactly what ``assemble`` joins), and its sentences get their times;
+4. assemble, then write the tagged MP3, the captions and the sentence timeline atomically, and
+   only then mark the row ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from newsreader import pipeline
+from newsreader.audio.assemble import assemble
+from newsreader.audio.atomic import atomic_write
+from newsreader.audio.mp3 import bare_frames, silence
+from newsreader.audio.subtitles import write_subtitles
+from newsreader.audio.tags import write_mp3
+from newsreader.config import DEFAULT_VOICE, Settings, check_percent, check_voice
+from newsreader.errors import (
+    ExtractionError,
+    NewsreaderError,
+    OutputError,
+    SourceError,
+    SynthesisError,
+    UsageError,
+)
+from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Article, Reading, Script, SegmentAudio
+from newsreader.service.config import ServiceConfig
+from newsreader.service.security import AddressPolicy, AddressRefused
+from newsreader.service.store import JobStore, Row, Status
+from newsreader.service.stream import LiveAudio
+from newsreader.synth.cache import SegmentCache
+from newsreader.synth.scheduler import Limiter, Scheduler
+from newsreader.synth.select import choose_engine
+from newsreader.text.extract import extract
+
+log = logging.getLogger("newsreader.service")
+
+SourceKind = Literal["url", "text", "html"]
+ID_VERSION = 1
+"""Part of every reading id: bump it when the same request should make a new reading."""
+
+
+# -- the job description -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What to read and how: everything a worker needs besides the deployment's config."""
+
+    kind: SourceKind
+    content: str
+    """The URL, the pasted text or the page's HTML."""
+    title: str | None = None
+    source_url: str | None = None
+    """For text and HTML: the page it came from (metadata only; never fetched)."""
+    voice: str = DEFAULT_VOICE
+    rate: str = "+0%"
+
+    def __post_init__(self) -> None:
+        check_voice(self.voice)
+        check_percent("rate", self.rate)
+
+    @property
+    def reading_id(self) -> str:
+        fields = (self.kind, self.content, self.title, self.source_url, self.voice, self.rate)
+        payload = json.dumps([ID_VERSION, *fields], ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+    @property
+    def source(self) -> str | None:
+        return self.content if self.kind == "url" else self.source_url
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def job_settings(request: JobRequest, config: ServiceConfig) -> Settings:
+    return Settings(
+        voice=request.voice,
+        rate=request.rate,
+        engine=config.engine,
+        concurrency=config.segment_concurrency,
+        cache_dir=config.segment_cache,
+        fetch_timeout=config.fetch_timeout,
+        max_input_bytes=config.max_download_bytes,
+    )
+
+
+def load_article(request: JobRequest, settings: Settings, policy: AddressPolicy) -> Article:
+    """Step 1 (blocking: run it in a thread)."""
+    if request.kind == "url":
+        article = pipeline.load_article(request.content, settings, guard=policy.guard())
+    else:
+        content = request.content
+        if request.kind == "text" and request.title:
+            content = f"{request.title}\n\n{content}"  # the first line is taken as the headline
+        article = extract(content, source=request.source_url or "")
+    if request.title and article.title != request.title:
+        article = dataclasses.replace(article, title=request.title)
+    return article
+
+
+# -- one process-wide cap on voice connections, shared fairly --------------------------------------
+
+CURRENT_JOB: contextvars.ContextVar[str] = contextvars.ContextVar("newsreader_job", default="")
+"""The job a segment request belongs to; the Scheduler's segment tasks inherit it."""
+
+
+@dataclass
+class _JobShare:
+    arrived: int
+    """Order of arrival, for ties."""
+    arrived_at: float
+    waiters: deque[tuple[float, asyncio.Future[None]]] = field(default_factory=deque)
+    """(when it may be admitted, on the event loop's clock; its future), in asking order."""
+    asked: int = 0
+    held_until: float = 0.0
+    in_flight: int = 0
+    completed: int = 0
+    audio_ready: float = 0.0
+    """Seconds of this job's audio delivered in order so far."""
+    segments: int = 0
+    first_audio: float | None = None
+    """When its first audio went out (monotonic): playback is assumed to start then."""
+
+
+class FairLimiter(Limiter):
+    """The voice-connection cap, handed out earliest deadline first, not first come first served.
+
+    With a plain first-come queue, a job submitted behind a long article waits for all of that
+    article's segments: its listener hears nothing for many seconds. Here a fair gate in front of
+    the ``Limiter`` (which still does the rate-limit pauses and the shrinking after 429s) admits at
+    most ``limit`` requests, and a free place goes to the job whose listener will need audio
+    first. A job's deadline is when its listener runs out of audio: for a new job,
+    ``first_audio_target`` after it asked; for a playing one, when the audio delivered so far
+    ends. Each request already in flight pushes the deadline back by one segment's worth of
+    audio (its average so far, else ``segment_estimate``), so a job with its next segment on
+    the way does not take a place from one that has nothing coming. No job holds more than
+    ``per_job`` places; within a job, requests go in the order they ask (script order).
+
+    A job's first request may go at once; its others wait ``hold`` seconds first, so that readings
+    submitted together (a page of widgets, a burst of clients) all get their first segment into
+    the first round of connections instead of the first arrival taking ``per_job`` of them.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        per_job: int,
+        *,
+        hold: float = 0.1,
+        first_audio_target: float = 1.0,
+        segment_estimate: float = 5.0,
+    ) -> None:
+        super().__init__(limit)
+        self.per_job = per_job
+        self.hold = hold
+        self.first_audio_target = first_audio_target
+        self.segment_estimate = segment_estimate
+        self._places = limit
+        self._jobs: dict[str, _JobShare] = {}
+        self._arrivals = 0
+        self._wakeup: asyncio.TimerHandle | None = None
+
+    def _share(self, job: str) -> _JobShare:
+        share = self._jobs.get(job)
+        if share is None:
+            self._arrivals += 1
+            share = self._jobs[job] = _JobShare(self._arrivals, time.monotonic())
+        return share
+
+    def delivered(self, job: str, seconds: float) -> None:
+        """The worker reports a segment's audio delivered in order (this sets the deadline)."""
+        share = self._share(job)
+        if share.first_audio is None:
+            share.first_audio = time.monotonic()
+        share.audio_ready += seconds
+        share.segments += 1
+
+    def forget(self, job: str) -> None:
+        share = self._jobs.get(job)
+        if share is not None and not share.waiters and not share.in_flight:
+            del self._jobs[job]
+
+    def _deadline(self, share: _JobShare, now: float) -> float:
+        """When the job's listener will be out of audio if it gets nothing more."""
+        if share.first_audio is not None:
+            base = share.first_audio + share.audio_ready
+            per_segment = share.audio_ready / max(share.segments, 1)
+        else:
+            # A finished request whose audio is not reported yet is about to be heard.
+            base = now if share.completed else share.arrived_at + self.first_audio_target
+            per_segment = self.segment_estimate
+        return base + share.in_flight * per_segment
+
+    def _urgency(self, share: _JobShare, now: float) -> tuple[float, int]:
+        return (self._deadline(share, now), share.arrived)
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, clock = time.monotonic(), loop.time()
+        while self._places > 0:
+            waiting = [s for s in self._jobs.values() if s.waiters and s.in_flight < self.per_job]
+            ready = [s for s in waiting if s.waiters[0][0] <= clock]
+            if not ready:
+                held = [s.waiters[0][0] for s in waiting]
+                if held:
+                    self._wake_at(loop, min(held))
+                return
+            share = min(ready, key=lambda s: self._urgency(s, now))
+            _, waiter = share.waiters.popleft()
+            if waiter.cancelled():
+                continue
+            self._places -= 1
+            share.in_flight += 1
+            waiter.set_result(None)
+
+    def _wake_at(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Dispatch again when the first held request becomes eligible."""
+        if self._wakeup is not None:
+            if self._wakeup.when() <= when:
+                return
+            self._wakeup.cancel()
+        self._wakeup = loop.call_at(when, self._woken)
+
+    def _woken(self) -> None:
+        self._wakeup = None
+        self._dispatch()
+
+    def _leave(self, share: _JobShare, *, completed: bool = True) -> None:
+        share.in_flight -= 1
+        share.completed += completed
+        self._places += 1
+        self._dispatch()
+
+    async def __aenter__(self) -> None:
+        share = self._share(CURRENT_JOB.get())
+        loop = asyncio.get_running_loop()
+        if share.asked == 0:
+            share.held_until = loop.time() + self.hold
+            eligible = loop.time()
+        else:
+            eligible = share.held_until
+        share.asked += 1
+        waiter: asyncio.Future[None] = loop.create_future()
+        entry = (eligible, waiter)
+        share.waiters.append(entry)
+        self._dispatch()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # admitted, then cancelled
+                self._leave(share, completed=False)
+            else:
+                with contextlib.suppress(ValueError):
+                    share.waiters.remove(entry)
+            raise
+        try:
+            await super().__aenter__()
+        except BaseException:
+            self._leave(share, completed=False)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await super().__aexit__(*exc)
+        finally:
+            self._leave(self._share(CURRENT_JOB.get()))
+
+
+# -- live state of a reading in progress -----------------------------------------------------------
+
+
+@dataclass
+class LiveReading:
+    audio: LiveAudio = field(default_factory=LiveAudio)
+    status: Status = "queued"
+    title: str | None = None
+    total: int = 0
+    done: int = 0
+    sentences: list[dict[str, Any]] = field(default_factory=list)
+    engine: str | None = None
+    audio_seconds: float = 0.0
+    error: tuple[str, str] | None = None
+
+
+def sentence_list(script: Script) -> list[dict[str, Any]]:
+    """Every sentence as the reader sees it, in order, with its place (times come later)."""
+    sentences: list[dict[str, Any]] = []
+    for segment in script.segments:
+        for text in segment.display:
+            sentences.append(
+                {
+                    "index": len(sentences),
+                    "text": text,
+                    "kind": segment.kind.value,
+                    "block": segment.block,
+                    "segment": segment.index,
+                    "start": None,
+                    "end": None,
+                }
+            )
+    return sentences
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, AddressRefused):
+        return "url_not_allowed"
+    if isinstance(error, SourceError):
+        return "source_unreadable"
+    if isinstance(error, ExtractionError):
+        return "no_article"
+    if isinstance(error, UsageError):
+        return "bad_settings"
+    if isinstance(error, SynthesisError):
+        return "synthesis_failed"
+    if isinstance(error, OutputError):
+        return "output_failed"
+    return "internal_error"
+
+
+class Readings:
+    """The worker: runs accepted readings, feeds their live audio, records their results."""
+
+    def __init__(self, config: ServiceConfig, store: JobStore, policy: AddressPolicy) -> None:
+        self.config = config
+        self.store = store
+        self.policy = policy
+        self.limiter = FairLimiter(config.voice_connections, config.segment_concurrency)
+        self._live: dict[str, LiveReading] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(config.max_running_jobs)
+        config.readings_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Queue again every reading a previous run accepted but did not finish."""
+        rows = self.store.unfinished()
+        for row in rows:
+            if row.status == "running":
+                self.store.update(row.id, status="queued")
+            self._launch(row.id)
+        if rows:
+            log.info("resuming %d unfinished readings", len(rows))
+        return len(rows)
+
+    async def stop(self) -> None:
+        """Cancel running jobs; their rows stay queued/running and resume on the next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for live in self._live.values():
+            await live.audio.close(failed=True)
+        self._live.clear()
+
+    # -- submitting and reading state -----------------------------------------------------------
+
+    def submit(self, request: JobRequest) -> tuple[Row, bool]:
+        """The reading for ``request``: ``(row, True)`` if newly queued, else ``(row, False)``."""
+        reading_id = request.reading_id
+        row = self.store.get(reading_id)
+        if row is not None and (
+            row.status in ("queued", "running")
+            or (row.status == "done" and self.audio_path(reading_id).exists())
+        ):
+            return row, False
+        row = self.store.add(reading_id, request.to_dict(), request.source)
+        self._launch(reading_id)
+        return row, True
+
+    def live(self, reading_id: str) -> LiveReading | None:
+        return self._live.get(reading_id)
+
+    def audio_path(self, reading_id: str) -> Path:
+        return self.config.readings_dir / f"{reading_id}.mp3"
+
+    def captions_path(self, reading_id: str) -> Path:
+        return self.config.readings_dir / f"{reading_id}.vtt"
+
+    def timeline_path(self, reading_id: str) -> Path:
+        return self.config.readings_dir / f"{reading_id}.json"
+
+    def timeline(self, reading_id: str) -> dict[str, Any]:
+        """The finished reading's sentences and chapters (empty if the file is missing)."""
+        try:
+            data = json.loads(self.timeline_path(reading_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"sentences": [], "chapters": []}
+        return data if isinstance(data, dict) else {"sentences": [], "chapters": []}
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _launch(self, reading_id: str) -> None:
+        if reading_id in self._tasks:
+            return
+        self._live[reading_id] = LiveReading()
+        task = asyncio.create_task(self._job(reading_id), name=f"reading-{reading_id}")
+        self._tasks[reading_id] = task
+
+    async def _job(self, reading_id: str) -> None:
+        live = self._live[reading_id]
+        CURRENT_JOB.set(reading_id)
+        try:
+            async with self._slots:
+                row = self.store.get(reading_id)
+                if row is None:
+                    return
+                await self._run(reading_id, JobRequest.from_dict(row.request), live)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if isinstance(error, NewsreaderError):
+                message = error.message
+            else:
+                log.exception("reading %s failed unexpectedly", reading_id)
+                message = "the server failed while making this reading; try again later."
+            code = error_code(error)
+            live.status, live.error = "failed", (code, message)
+            await live.audio.close(failed=True)
+            # No await from here to the end: a resubmission sees either this task still
+            # running (and the row not yet failed) or the row failed and this task gone.
+            self.store.update(reading_id, status="failed", error_code=code, error_message=message)
+        finally:
+            self.limiter.forget(reading_id)
+            if self._live.get(reading_id) is live and live.status in ("done", "failed"):
+                del self._live[reading_id]  # listeners keep their own reference to the audio
+            if self._tasks.get(reading_id) is asyncio.current_task():
+                del self._tasks[reading_id]
+
+    async def _run(self, reading_id: str, request: JobRequest, live: LiveReading) -> None:
+        settings = job_settings(request, self.config)
+        live.status = "running"
+        self.store.update(reading_id, status="running")
+
+        # 1. the article and its script
+        try:
+            article = await asyncio.wait_for(
+                asyncio.to_thread(load_article, request, settings, self.policy),
+                self.config.fetch_deadline,
+            )
+        except TimeoutError:
+            raise SourceError(
+                f"reading {request.source or 'the article'} took longer than "
+                f"{self.config.fetch_deadline:g} s: the site is too slow."
+            ) from None
+        script = await asyncio.to_thread(pipeline.make_script, article, settings)
+        live.title, live.total = script.title, len(script.segments)
+        live.sentences = sentence_list(script)
+        self.store.update(reading_id, title=script.title, total=live.total)
+
+        # 2. the engine, 3. synthesis, streamed as it goes
+        choice = await choose_engine(settings)
+        live.engine = choice.engine.name
+        if choice.warning:
+            log.warning("reading %s: %s", reading_id, choice.warning)
+        parts: list[SegmentAudio] = []
+        try:
+            scheduler = Scheduler(
+                choice.engine,
+                settings,
+                SegmentCache(settings.cache_dir if settings.use_cache else None),
+                limiter=self.limiter,
+            )
+            first = 0  # index of the segment's first sentence in live.sentences
+            async for part in scheduler.run(script):
+                segment = script.segments[len(parts)]
+                frames = bare_frames(part.mp3)
+                offset = live.audio_seconds
+                length = len(frames) // FRAME_BYTES * FRAME_SECONDS
+                for n, timing in enumerate(part.sentences):
+                    sentence = live.sentences[first + n]
+                    sentence["start"] = round(offset + min(max(timing.start, 0.0), length), 3)
+                    sentence["end"] = round(offset + min(max(timing.end, 0.0), length), 3)
+                first += len(segment.display)
+                parts.append(part)
+                chunk = frames + silence(segment.pause)
+                seconds = len(chunk) // FRAME_BYTES * FRAME_SECONDS
+                live.audio_seconds += seconds
+                live.done = len(parts)
+                self.limiter.delivered(reading_id, seconds)
+                await live.audio.append(chunk)
+        finally:
+            await choice.engine.close()
+
+        # 4. the finished files, then the row
+        reading = assemble(script, parts)
+        await asyncio.to_thread(self._write, reading_id, article, script, reading, live)
+        data = self.audio_path(reading_id).read_bytes()
+        self.store.update(
+            reading_id,
+            status="done",
+            done=live.done,
+            duration=reading.duration,
+            bytes=len(data),
+            etag=hashlib.sha256(data).hexdigest()[:32],
+            engine=live.engine,
+            finished=time.time(),
+        )
+        live.status = "done"
+        await live.audio.close()
+
+    def _write(
+        self,
+        reading_id: str,
+        article: Article,
+        script: Script,
+        reading: Reading,
+        live: LiveReading,
+    ) -> None:
+        write_mp3(self.audio_path(reading_id), reading, pipeline.tags_for(article, script))
+        write_subtitles(self.captions_path(reading_id), reading.cues)
+        timeline = {
+            "title": script.title,
+            "sentences": live.sentences,
+            "chapters": [
+                {"title": c.title, "start": round(c.start, 3), "end": round(c.end, 3)}
+                for c in reading.chapters
+            ],
+        }
+        atomic_write(
+            self.timeline_path(reading_id),
+            json.dumps(timeline, ensure_ascii=False).encode("utf-8"),
+        )
+
+
+__all__ = [
+    "CURRENT_JOB",
+    "FairLimiter",
+    "JobRequest",
+    "LiveReading",
+    "Readings",
+    "error_code",
+    "job_settings",
+    "load_article",
+]
