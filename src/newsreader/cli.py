@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from newsreader import pipeline
 from newsreader.config import DEFAULT_VOICE, Settings, default_cache_dir
 from newsreader.errors import NewsreaderError
 from newsreader.models import Script
+from newsreader.service.command import serve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,17 +123,43 @@ def _minutes(seconds: float) -> str:
     help="Also write synchronized subtitles (.vtt or .srt).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--fallback",
+    type=click.Choice(["none", "espeak"]),
+    default="none",
+    show_default=True,
+    help="If the online voice fails partway: fail naming the paragraphs (none), or read the "
+    "whole article with the embedded voice (espeak).",
+)
+@click.option(
+    "--retries", type=int, default=4, show_default=True, help="Retries for a failed segment."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Deadline for one synthesis request, seconds.",
+)
 @voice_options
 def read(
     source: str,
     output: Path | None,
     subtitles: Path | None,
     quiet: bool,
+    fallback: str,
+    retries: int,
+    timeout: float,
     **voice: Any,
 ) -> None:
     """Read SOURCE (a file, an http(s) URL, or - for stdin) aloud into one MP3."""
     with user_errors():
-        settings = make_settings(**voice)
+        settings = replace(
+            make_settings(**voice),
+            fallback=fallback,  # type: ignore[arg-type]  # click.Choice has checked it
+            retries=retries,
+            request_timeout=timeout,
+        )
         if output is not None:
             pipeline.check_output_paths(output, subtitles)
         article = pipeline.load_article(source, settings)
@@ -142,6 +169,8 @@ def read(
         target = output or pipeline.default_output(script)
         pipeline.check_output_paths(target, subtitles)
         rendered = asyncio.run(_render_with_progress(script, settings, quiet))
+        for note in rendered.warnings:
+            warn(note)
         pipeline.write_outputs(rendered, article, script, target, subtitles)
         if not quiet:
             stats = rendered.stats
@@ -159,7 +188,7 @@ async def _render_with_progress(
 ) -> pipeline.Rendered:
     from newsreader.synth.select import choose_engine
 
-    choice = await choose_engine(settings)
+    choice = await choose_engine(settings, script=script)
     if choice.warning:
         warn(choice.warning)
     if quiet or not stderr.is_terminal:
@@ -177,7 +206,8 @@ async def _render_with_progress(
             script,
             settings,
             choice=choice,
-            on_ready=lambda _index, _cached: progress.advance(task),
+            # Segments come in script order; a --fallback re-render starts the bar again.
+            on_ready=lambda index, _cached: progress.update(task, completed=index + 1),
         )
 
 
@@ -249,6 +279,14 @@ def voices(locale: str | None, as_json: bool) -> None:
         click.echo(f"{'Locale':<8} {'Gender':<7} {'Engine':<7} ShortName")
         for v in listing.voices:
             click.echo(f"{v.locale:<8} {v.gender:<7} {v.engine:<7} {v.short_name}")
+
+
+main.add_command(serve)
+
+# Imported last: the feed command reuses voice_options, make_settings and user_errors above.
+from newsreader.podcast.command import feed  # noqa: E402
+
+main.add_command(feed)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,8 @@ from newsreader.errors import UsageError
 
 EngineName = Literal["auto", "edge", "espeak"]
 ENGINES: tuple[EngineName, ...] = ("auto", "edge", "espeak")
+FallbackName = Literal["none", "espeak"]
+FALLBACKS: tuple[FallbackName, ...] = ("none", "espeak")
 
 DEFAULT_VOICE = "zh-CN-YunyangNeural"
 """A zh-CN news voice (male, professional news style)."""
@@ -76,6 +78,9 @@ class Settings:
     """Base of the exponential back-off between attempts, seconds."""
     fetch_timeout: float = 20.0
     max_input_bytes: int = 5_000_000
+    fallback: FallbackName = "none"
+    """When edge fails partway: ``none`` fails the run naming the paragraphs; ``espeak`` re-renders
+    the whole output with the embedded voice (one output never mixes voices)."""
 
     def __post_init__(self) -> None:
         check_voice(self.voice)
@@ -93,6 +98,10 @@ class Settings:
             raise UsageError("timeouts must be positive numbers of seconds.")
         if self.retries < 0:
             raise UsageError("--retries must be 0 or more.")
+        if self.fallback not in FALLBACKS:
+            raise UsageError(f"--fallback {self.fallback!r} is unknown: use none or espeak.")
+        if self.fallback == "espeak" and self.engine == "espeak":
+            raise UsageError("--fallback espeak is for --engine auto or edge.")
 
     @property
     def locale(self) -> str:

@@ -85,11 +85,21 @@ class TransientError(SynthesisError):
 
 
 class SegmentsFailed(SynthesisError):
-    """Some segments could not be synthesized; ``failed`` holds their indexes."""
+    """Some segments could not be synthesized; ``failed`` holds their indexes.
 
-    def __init__(self, message: str, failed: tuple[int, ...]) -> None:
+    ``kinds`` maps each failed index to the ``TransientError.kind`` of its last attempt (rate
+    limit, network, timeout, service change, ...), e.g. for the service to pick a status code.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        failed: tuple[int, ...],
+        kinds: dict[int, TransientKind] | None = None,
+    ) -> None:
         super().__init__(message)
         self.failed = failed
+        self.kinds: dict[int, TransientKind] = dict(kinds or {})
 
 
 class OutputError(NewsreaderError):

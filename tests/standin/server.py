@@ -14,7 +14,13 @@ Audio is real MP3 in edge's format (MPEG-2 Layer III, 24 kHz, mono, 48 kbit/s, 1
 quiet 250 Hz tone encoded once with lameenc. Its length follows the text (``seconds_per_char`` per
 CJK character, divided by the requested rate), with one SentenceBoundary per sentence.
 
-Faults are chosen per websocket request (handshake), see ``FAULTS`` and ``set_faults``.
+Faults are chosen per websocket request (handshake), see ``FAULTS`` and ``set_faults``: by script,
+by rate, or by a chooser such as ``keyed_faults`` (a rate per fault, drawn from each request's
+text so that concurrent runs are reproducible). The latency model (``handshake_latency``,
+``first_audio_latency``, ``realtime_multiple``) and the global connection cap
+(``max_connections``: HTTP 429 with ``Retry-After`` beyond it) make it a benchmark instrument too;
+``handshake_log``, ``max_open_connections`` and ``requests`` record what a client did.
+``tests/standin/verify.py`` checks an episode against the answers it gives.
 """
 
 from __future__ import annotations
@@ -51,8 +57,9 @@ FRAME_BYTES = 144
 FRAME_SECONDS = 0.024
 OUTPUT_FORMAT = "audio-24khz-48kbitrate-mono-mp3"
 
-HANDSHAKE_FAULTS = ("http_503", "http_403_skew", "http_429")
-"""Faults answered with an HTTP status instead of the websocket upgrade."""
+HANDSHAKE_FAULTS = ("http_503", "http_403_skew", "http_429", "http_404")
+"""Faults answered with an HTTP status instead of the websocket upgrade (``http_404``: the endpoint
+has moved, as it does every few months)."""
 STREAM_FAULTS = (
     "close_before_audio",  # turn.start and response, then close: the client raises NoAudioReceived
     "close_mid_audio",  # about half the audio, then close: the client returns it silently
@@ -69,6 +76,55 @@ FaultChooser = Callable[[int, str | None], str | None]
 """``(request_number, text) -> fault``: called at the handshake with ``text=None`` (may return
 any fault); if that returned None, called again once the request's text is known (stream faults
 only)."""
+
+
+def keyed_faults(
+    rates: Mapping[str, float],
+    *,
+    seed: int = 0,
+    always_after: int | None = None,
+) -> FaultChooser:
+    """A ``FaultChooser`` that injects each fault into about ``rates[fault]`` of the requests.
+
+    A stream fault is drawn from the request's text and how many times that text was asked for,
+    so which segment meets which fault on which attempt does not depend on the order in which
+    concurrent requests happen to arrive: a run is reproducible. A handshake fault is drawn from
+    the handshake's number (the text is not known yet). With ``always_after=N``, every handshake
+    after the N-th gets a fault (the first of ``rates``' faults): a way to make some segments
+    certainly fail.
+    """
+    for name in rates:
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault {name!r}: use one of {', '.join(FAULTS)}")
+    handshake = {k: v for k, v in rates.items() if k in HANDSHAKE_FAULTS}
+    stream = {k: v for k, v in rates.items() if k in STREAM_FAULTS}
+    forced = next(iter(rates), None)
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def draw(table: Mapping[str, float], key: str) -> str | None:
+        value = random.Random(f"{seed}:{key}").random()
+        for name, rate in table.items():
+            if value < rate:
+                return name
+            value -= rate
+        return None
+
+    def choose(number: int, text: str | None) -> str | None:
+        late = always_after is not None and number > always_after
+        if text is None:
+            if late and forced in HANDSHAKE_FAULTS:
+                return forced
+            return draw(handshake, f"handshake:{number}")
+        if late and forced in STREAM_FAULTS:
+            return forced
+        with lock:
+            seen[text] += 1
+            attempt = seen[text]
+        return draw(stream, f"{text}:{attempt}")
+
+    return choose
+
 
 _SENTENCE_ENDS = frozenset("。！？；…")
 _LATIN_ENDS = frozenset(".!?")
@@ -151,6 +207,17 @@ class SpeechRequest:
     word_boundary: bool
     fault: str | None
     """The stream fault applied to this request, if any."""
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """One websocket handshake as the stand-in answered it."""
+
+    number: int
+    at: float
+    """``time.monotonic()`` when it was answered (after ``handshake_latency``)."""
+    status: int
+    """101 for an upgrade, else the refusal's HTTP status."""
 
 
 @dataclass
@@ -537,6 +604,7 @@ class EdgeStandin:
         self._requests: list[SpeechRequest] = []
         self._faults_applied: list[tuple[int, str]] = []
         self._handshakes = 0
+        self._handshake_log: list[Handshake] = []
         self._refused: Counter[int] = Counter()
         self._open = sum(1 for c in self._connections.values() if not c.released)
         self._max_open = self._open
@@ -555,6 +623,12 @@ class EdgeStandin:
         """Websocket handshakes seen, refused ones included."""
         with self._lock:
             return self._handshakes
+
+    @property
+    def handshake_log(self) -> list[Handshake]:
+        """Every handshake in order, with when it was answered and how."""
+        with self._lock:
+            return list(self._handshake_log)
 
     @property
     def refused(self) -> int:
@@ -665,15 +739,13 @@ class EdgeStandin:
             number = self._handshakes
             cap = self._options.max_connections
             if cap is not None and self._open >= cap:
-                return self._refuse(connection, 429)
+                return self._refuse(connection, 429, number)
             fault, from_chooser = self._choose_fault(number)
             if fault in HANDSHAKE_FAULTS:
                 self._faults_applied.append((number, fault))
-                if fault == "http_503":
-                    return self._refuse(connection, 503)
-                if fault == "http_429":
-                    return self._refuse(connection, 429)
-                return self._refuse(connection, 403)
+                status = {"http_503": 503, "http_429": 429, "http_404": 404}.get(fault, 403)
+                return self._refuse(connection, status, number)
+            self._handshake_log.append(Handshake(number, time.monotonic(), 101))
             state = _Connection(number, fault, from_chooser)
             self._connections[connection] = state
             self._open += 1
@@ -697,9 +769,10 @@ class EdgeStandin:
                 draw -= rate
         return None, False
 
-    def _refuse(self, connection: ServerConnection, status: int) -> Response:
+    def _refuse(self, connection: ServerConnection, status: int, number: int) -> Response:
         """Called with the lock held."""
         self._refused[status] += 1
+        self._handshake_log.append(Handshake(number, time.monotonic(), status))
         response = connection.respond(status, f"{http.HTTPStatus(status).phrase}\n")
         if status == 429:
             response.headers["Retry-After"] = f"{self._options.retry_after:g}"

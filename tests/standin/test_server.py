@@ -22,6 +22,7 @@ from tests.standin.server import (
     FRAME_BYTES,
     TICKS_PER_SECOND,
     EdgeStandin,
+    keyed_faults,
     split_sentences,
     tone_mp3,
 )
@@ -315,6 +316,42 @@ def test_rates_are_reproducible(edge_standin: EdgeStandin) -> None:
     assert first == run()
     assert {fault for _, fault in first} == {"http_503", "close_before_audio"}
     assert 0 < len(first) < 12
+
+
+def test_handshake_log_and_moved_endpoint(edge_standin: EdgeStandin) -> None:
+    edge_standin.set_faults(["http_404"])
+    before = time.monotonic()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        asyncio.run(collect("你好。"))
+    assert refused.value.status == 404
+    asyncio.run(collect("你好。"))
+    log = edge_standin.handshake_log
+    assert [(h.number, h.status) for h in log] == [(1, 404), (2, 101)]
+    assert before <= log[0].at <= log[1].at <= time.monotonic()
+
+
+def test_keyed_faults_follow_the_text_not_the_arrival_order() -> None:
+    texts = [f"第{n}条新闻。" for n in "一二三四五六七八"]
+
+    def faults(order: list[str]) -> dict[tuple[str, int], str | None]:
+        chooser = keyed_faults({"close_mid_audio": 0.3, "stall": 0.2}, seed=4)
+        seen: dict[tuple[str, int], str | None] = {}
+        for attempt in (1, 2, 3):
+            for number, text in enumerate(order, 1):
+                assert chooser(number, None) is None  # no handshake fault asked for
+                seen[text, attempt] = chooser(number, text)
+        return seen
+
+    forwards = faults(texts)
+    assert forwards == faults(texts[::-1])
+    assert set(forwards.values()) == {None, "close_mid_audio", "stall"}
+
+    late = keyed_faults({"http_503": 0.0, "stall": 0.0}, always_after=2)
+    assert [late(n, None) for n in (1, 2, 3, 4)] == [None, None, "http_503", "http_503"]
+    late_stream = keyed_faults({"no_turn_end": 0.0}, always_after=1)
+    assert (late_stream(1, "甲。"), late_stream(2, "甲。")) == (None, "no_turn_end")
+    with pytest.raises(ValueError, match="unknown fault"):
+        keyed_faults({"http_500": 0.1})
 
 
 def test_unknown_fault_names_are_refused(edge_standin: EdgeStandin) -> None:

@@ -211,6 +211,7 @@ def test_timings_stay_ordered_and_inside_the_audio() -> None:
     ("fault", "kind"),
     [
         ("http_503", "network"),
+        ("http_404", "service_changed"),
         ("close_before_audio", "no_audio"),
         ("unknown_path", "service_changed"),
         ("malformed_metadata", "service_changed"),
@@ -255,12 +256,21 @@ def test_clock_skew_403_is_recovered_by_the_client(edge_standin: EdgeStandin) ->
     assert edge_tts.drm.DRM.clock_skew_seconds == pytest.approx(3600, abs=5)
 
 
-def test_second_403_is_a_network_failure(edge_standin: EdgeStandin) -> None:
+def test_second_403_means_the_service_changed(edge_standin: EdgeStandin) -> None:
+    # The client has already corrected its clock from the first 403's Date: a second 403 is a
+    # changed access check (edge's token), which no network check fixes.
     edge_standin.set_faults(["http_403_skew", "http_403_skew"])
     error = failure(segment(*SENTENCES))
-    assert error.kind == "network"
+    assert error.kind == "service_changed"
     assert "403" in error.message
     assert edge_standin.handshakes == 2
+
+
+def test_moved_endpoint_means_the_service_changed(edge_standin: EdgeStandin) -> None:
+    edge_standin.set_faults(["http_404"])
+    error = failure(segment(*SENTENCES))
+    assert error.kind == "service_changed"
+    assert "HTTP 404" in error.message and "address may have changed" in error.message
 
 
 def test_stall_honours_the_deadline(edge_standin: EdgeStandin) -> None:

@@ -7,6 +7,9 @@ The client has three silent failure modes this module guards against (edge-tts.m
 - a connection closed after some audio returns that partial audio without an error → the audio
   is checked for completeness (``turn.end`` seen, boundaries cover the text, audio long enough);
 - its errors are its own and aiohttp's → mapped to ``TransientError(kind=…)`` here.
+
+The client (with aiohttp, about 0.4 s of imports) is imported on first use, not with this module:
+a run whose segments all come from the cache never needs it.
 """
 
 from __future__ import annotations
@@ -19,19 +22,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aiohttp
-import edge_tts
-import edge_tts.communicate
-from edge_tts.exceptions import (
-    EdgeTTSException,
-    NoAudioReceived,
-    SkewAdjustmentError,
-    UnexpectedResponse,
-    UnknownResponse,
-    WebSocketError,
-)
 
 from newsreader.audio.mp3 import bare_frames
 from newsreader.config import Settings
@@ -43,6 +35,10 @@ from newsreader.errors import (
 )
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Segment, SegmentAudio, SentenceTiming
 from newsreader.synth.base import Voice
+
+if TYPE_CHECKING:
+    import aiohttp
+    import edge_tts
 
 TICKS_PER_SECOND = 10_000_000
 """Edge's offsets and durations are in 100 ns ticks."""
@@ -87,6 +83,16 @@ class EdgeEngine:
         if not speakable(segment.text):
             # Nothing to say (edge would answer NoAudioReceived on every retry): no audio at all.
             return SegmentAudio(b"", tuple(SentenceTiming(s, 0.0, 0.0) for s in segment.sentences))
+        import aiohttp
+        import edge_tts
+        from edge_tts.exceptions import (
+            NoAudioReceived,
+            SkewAdjustmentError,
+            UnexpectedResponse,
+            UnknownResponse,
+            WebSocketError,
+        )
+
         try:
             communicate = edge_tts.Communicate(
                 segment.text,
@@ -107,7 +113,7 @@ class EdgeEngine:
                 f"edge did not finish within {settings.request_timeout:g} s",
                 kind="timeout",
             ) from None
-        except aiohttp.ClientResponseError as exc:  # handshake refused (403 after the skew retry)
+        except aiohttp.ClientResponseError as exc:  # handshake refused (403: after the skew retry)
             raise _refused(exc) from None
         except SkewAdjustmentError as exc:
             raise TransientError(f"edge refused the connection: {exc}", kind="network") from None
@@ -167,6 +173,8 @@ class EdgeEngine:
 
         Reads ``edge_tts.communicate.WSS_URL`` at call time (tests point it at a stand-in).
         """
+        import edge_tts.communicate
+
         # The client reads its module-level WSS_URL per request; so do we (it is not re-exported).
         url = urlsplit(str(vars(edge_tts.communicate)["WSS_URL"]))
         host = url.hostname or ""
@@ -192,6 +200,10 @@ class EdgeEngine:
     async def _entries(self) -> list[tuple[str, str, str, str]]:
         """(short name, locale, gender, description) per voice, fetched once per engine."""
         if self._voice_entries is None:
+            import aiohttp
+            import edge_tts
+            from edge_tts.exceptions import EdgeTTSException
+
             try:
                 listed = await asyncio.wait_for(edge_tts.list_voices(), self._voices_timeout)
                 entries: list[tuple[str, str, str, str]] = []
@@ -239,13 +251,28 @@ async def _exchange(communicate: edge_tts.Communicate) -> tuple[bytes, list[Boun
 
 
 def _refused(exc: aiohttp.ClientResponseError) -> TransientError:
+    """The kind of a refused handshake: a rate limit, an outage, or a service that changed."""
     status = exc.status
+    retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
     if status == 429:
-        retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
         return TransientError(
             "edge is rate limiting (HTTP 429)", kind="rate_limit", retry_after=retry_after
         )
-    return TransientError(f"edge refused the connection: HTTP {status}", kind="network")
+    if status >= 500:
+        return TransientError(
+            f"edge is unavailable (HTTP {status})", kind="network", retry_after=retry_after
+        )
+    if status in (401, 403):
+        # The client already corrected its clock from the 403's Date and tried again: what is
+        # left is a changed access check (the Sec-MS-GEC token), which only a newer client fixes.
+        return TransientError(
+            f"edge refused the client (HTTP {status}): its access check may have changed",
+            kind="service_changed",
+        )
+    return TransientError(
+        f"edge answered the connection with HTTP {status}: its address may have changed",
+        kind="service_changed",
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -270,6 +297,8 @@ def _changed(exc: BaseException) -> TransientError:
 
 
 def _describe(exc: BaseException) -> str:
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {exc.host}:{exc.port} ({exc.os_error.strerror or exc.os_error})"
     return str(exc) or type(exc).__name__
