@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from newsreader.cli import make_settings, stderr, user_errors, voice_options, warn
+from newsreader.cli_common import make_settings, stderr, user_errors, voice_options, warn
 from newsreader.errors import UsageError
 from newsreader.podcast.entries import CHINA_TIME
 from newsreader.podcast.updater import FeedReport, FeedRequest, update_feed
