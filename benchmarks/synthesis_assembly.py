@@ -6,13 +6,15 @@
 stores them) and ``pauses.json`` (the pause after each, in 24 ms frames). ``frames`` joins them as
 ``newsreader read`` does (``assemble`` + ``write_mp3``: frame-level, nothing decoded);
 ``pydub`` decodes each with ffmpeg, joins the samples with silences and encodes the whole once
-more, as pydub-based edge-tts wrappers do. Prints ``{"seconds": …}``: the time from segments on
-disk to the MP3 on disk, imports and interpreter start-up excluded.
+more, as pydub-based edge-tts wrappers do. Prints ``{"seconds": …, "peak_rss_mb": …}``: the time
+from segments on disk to the MP3 on disk, imports and interpreter start-up excluded, and the peak
+RSS of this process (imports included) or of a child it ran (pydub's ffmpeg), whichever is larger.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -79,7 +81,24 @@ def _pydub(folder: Path, out: Path) -> None:
 
 
 def _report(started: float) -> None:
-    print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}), flush=True)
+
+
+def _peak_rss_mb() -> float | None:
+    """This process's own peak RSS, or its largest child's, MB (None without ``/proc``).
+
+    Not ``ru_maxrss`` of this process: on Linux, exec carries the parent's peak RSS over into the
+    child's, so that would report the benchmark's own process whenever it is the larger one.
+    ``VmHWM`` is the peak of this process's memory since exec.
+    """
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    own = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
 
 
 def main(argv: list[str]) -> None:

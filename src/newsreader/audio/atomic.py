@@ -5,13 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from newsreader.errors import OutputError
 
+Chunk = bytes | bytearray | memoryview
 
-def atomic_write(path: Path, data: bytes) -> None:
+
+def atomic_write(path: Path, data: Chunk | Iterable[Chunk]) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
+
+    ``data`` is the content, or its pieces in order: written one after another, so a large file
+    made of a small header and a large body (a tagged MP3) needs no joined copy in memory.
 
     On any failure the temporary file is removed and an existing file at ``path`` is untouched;
     an ``OSError`` (missing folder, no permission, disk full, ...) becomes ``OutputError``.
@@ -19,6 +25,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     # Same directory, so os.replace is a rename within one file system (atomic); a dot name keeps
     # it out of sight, a shortened one keeps it within name-length limits. Created with 0o666 so
     # the umask gives the final file the usual permissions.
+    chunks = (data,) if isinstance(data, bytes | bytearray | memoryview) else data
     temp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -26,7 +33,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise OutputError(_explain(path, error)) from error
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            for chunk in chunks:
+                file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)

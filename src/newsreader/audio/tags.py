@@ -106,16 +106,19 @@ def id3_tag(reading: Reading, tags: Tags) -> bytes:
 
 
 def mp3_bytes_with_tags(reading: Reading, tags: Tags) -> bytes:
-    """The complete MP3 file: tag, then frames."""
+    """The complete MP3 file: tag, then frames (a copy of the frames: ``write_mp3`` makes none)."""
     return id3_tag(reading, tags) + reading.mp3
 
 
 def write_mp3(path: Path, reading: Reading, tags: Tags) -> None:
     """Write the tagged MP3 atomically: ``path`` never holds a partial or untagged file.
 
+    The tag and the frames are written one after the other, never joined: an hour of audio is
+    21.6 MB, and a joined copy would double the peak memory of writing it.
+
     Raises ``OutputError`` when it cannot be written; an existing file is then left as it was.
     """
-    atomic_write(path, mp3_bytes_with_tags(reading, tags))
+    atomic_write(path, (id3_tag(reading, tags), reading.mp3))
 
 
 def _language_code(language: str) -> str:

@@ -23,10 +23,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import feedparser
-import lxml.html
-from lxml import etree
-
 from newsreader import pipeline
 from newsreader.config import Settings
 from newsreader.errors import ExtractionError, SourceError
@@ -126,6 +122,8 @@ def parse_feed(
     headers = {"content-type": "application/xml" + (f"; charset={charset}" if charset else "")}
     if url:
         headers["content-location"] = url
+    import feedparser  # imported here, as only ``feed`` needs it: not at every start of the CLI
+
     # A stream, never bytes or str: feedparser opens a string that names a file or URL.
     parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
     name = url or source
@@ -174,6 +172,8 @@ def parse_feed(
 
 
 def _bozo_problem(name: str, error: object, entries: int) -> str:
+    import feedparser
+
     if isinstance(error, feedparser.CharacterEncodingOverride):
         return f"{name}: {error}"
     where = ""
@@ -199,6 +199,9 @@ def _plain(fragment: str) -> str:
     """Text of an HTML fragment (feed summaries are often HTML)."""
     if "<" not in fragment and "&" not in fragment:
         return fragment
+    import lxml.html
+    from lxml import etree
+
     try:
         element = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (etree.ParserError, ValueError):
@@ -296,6 +299,9 @@ _BLOCKS = {"p", "div", "br", "li", "section", "blockquote", "h1", "h2", "h3", "h
 
 def _lines(fragment: str) -> str:
     """An HTML fragment as text, one line per block element."""
+    import lxml.html
+    from lxml import etree
+
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
     except (etree.ParserError, ValueError):

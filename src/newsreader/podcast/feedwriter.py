@@ -19,9 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
-from lxml import etree
-
 from newsreader import __version__
 from newsreader.audio.atomic import atomic_write
 
@@ -100,6 +97,8 @@ def _aware(when: datetime) -> datetime:
 
 
 def _sub(parent: Any, namespace: str, name: str, value: str | None = None, **attrs: str) -> Any:
+    from lxml import etree
+
     element = etree.SubElement(parent, f"{{{namespace}}}{name}", attrib=attrs)
     if value is not None:
         element.text = value
@@ -181,6 +180,9 @@ def render_feed(
     ``built`` is ``lastBuildDate``; by default the newest episode's date, so that the same
     episodes always give the same bytes.
     """
+    # Imported here, as only ``feed`` and the service's feed need it: not at every start of the CLI.
+    from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
+
     fg = FeedGenerator()
     fg.register_extension("newsreader_podcast", _ChannelTags, _ItemTags)
     fg.newsreader_podcast.channel = channel

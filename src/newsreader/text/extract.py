@@ -36,15 +36,20 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import lxml.html  # lxml ships no type information
-import trafilatura
-from lxml import etree
+from typing import TYPE_CHECKING
 
 from newsreader.errors import ExtractionError
 from newsreader.models import Article, Block, BlockKind
 from newsreader.sources.decode import looks_like_html
-from newsreader.text import clean, layout
+from newsreader.text import clean
+
+if TYPE_CHECKING:
+    # Only HTML needs lxml, the page layout and trafilatura (0.2 s of imports): plain text, the
+    # usual cached ``read`` of a file, never loads them.
+    import lxml.html  # lxml ships no type information
+    from lxml import etree
+
+    from newsreader.text import layout
 
 __all__ = ["extract", "extract_html", "extract_text"]
 
@@ -173,6 +178,8 @@ def extract_html(html: str, *, url: str = "") -> Article:
 
 
 def _extract_html(html: str, *, url: str, source: str) -> Article:
+    from newsreader.text import layout
+
     tree = layout.parse_page(html)
     if tree is None:
         raise ExtractionError(
@@ -258,6 +265,8 @@ def _extract_with_trafilatura(
     tree: lxml.html.HtmlElement, *, url: str, source: str, headline: str | None, site: str | None
 ) -> Article:
     """The fallback for pages whose layout holds no clear story: trafilatura finds the text."""
+    import trafilatura
+
     dateline = _page_dateline(tree, headline)
     best: Article | None = None
     # favor precision first; a page whose body that leaves (nearly) empty gets a second, wider pass

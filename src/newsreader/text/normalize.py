@@ -22,7 +22,6 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cn2an
 import opencc
 
 # ── script (简/繁) ────────────────────────────────────────────────────────────────────────────────
@@ -241,6 +240,9 @@ def _integer(digits: str) -> str:
         return _digits(digits)  # 007, 0931: a code, not a quantity
     if len(digits) > 16:
         return _digits(digits)  # beyond 万亿亿: nobody says it as a number (cn2an stops at 16)
+    # Imported here: cn2an costs 0.25 s at start-up, and only text with numbers needs it.
+    import cn2an
+
     words: str = cn2an.an2cn(digits)
     # cn2an writes 二千/二万/二亿; a leading two before 千, 万 or 亿 is said 两.
     if len(words) > 1 and words[0] == "二" and words[1] in "千万亿":
