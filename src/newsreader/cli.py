@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from newsreader import pipeline
 from newsreader.cli_common import make_settings, stderr, user_errors, voice_options, warn
@@ -111,6 +110,8 @@ async def _render_with_progress(
         warn(choice.warning)
     if quiet or not stderr.is_terminal:
         return await pipeline.render(script, settings, choice=choice)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]synthesizing"),
         BarColumn(),
