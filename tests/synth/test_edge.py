@@ -388,6 +388,6 @@ def test_probe(edge_standin: EdgeStandin, monkeypatch: pytest.MonkeyPatch) -> No
     reason = asyncio.run(engine.probe(2.0))
     assert reason is not None and f"127.0.0.1:{port}" in reason
 
-    monkeypatch.setattr(edge_tts.communicate, "WSS_URL", "wss://standin.invalid/edge/v1?x=1")
+    monkeypatch.setattr(edge_tts.communicate, "WSS_URL", "ws://standin.invalid/edge/v1?x=1")
     reason = asyncio.run(engine.probe(2.0))
     assert reason is not None and reason.startswith("no network")
