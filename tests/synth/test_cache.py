@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SegmentKind, SentenceTiming
+from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SentenceTiming
 from newsreader.synth.cache import SegmentCache, cache_key
+from tests.audio import make_segment
 
 FRAME = bytes.fromhex("FFF364C4") + bytes(140)
 
 
 def segment(*sentences: str) -> Segment:
-    return Segment(
-        index=0,
-        text="".join(sentences),
-        sentences=sentences,
-        display=sentences,
-        kind=SegmentKind.BODY,
-        block=0,
-        chapter=0,
-        pause=Pause.PARAGRAPH,
-    )
+    return make_segment(0, sentences, pause=Pause.PARAGRAPH)
 
 
 def audio(n: int, seg: Segment) -> SegmentAudio:

@@ -16,9 +16,10 @@ from newsreader.audio.encode import ENCODER_DELAY
 from newsreader.audio.ffmpeg import ffmpeg_exe
 from newsreader.config import Settings
 from newsreader.errors import EngineUnavailable
-from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SegmentKind
+from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio
 from newsreader.synth.base import Engine
 from newsreader.synth.espeak import EspeakEngine, Prosody, espeak_voice
+from tests.audio import make_segment
 
 RATE = 24_000
 NEWS = (
@@ -29,16 +30,7 @@ NEWS = (
 
 
 def segment(*sentences: str, index: int = 0) -> Segment:
-    return Segment(
-        index=index,
-        text="".join(sentences),
-        sentences=sentences,
-        display=sentences,
-        kind=SegmentKind.BODY,
-        block=0,
-        chapter=0,
-        pause=Pause.PARAGRAPH,
-    )
+    return make_segment(index, sentences, pause=Pause.PARAGRAPH)
 
 
 def synthesize(seg: Segment, settings: Settings | None = None) -> SegmentAudio:
