@@ -14,7 +14,9 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -23,6 +25,17 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".newsreader-stamp"
 EXAMPLE = ROOT / "examples" / "城市书房.txt"
+
+# What the browser tests need from Debian, each with a file that shows it is installed. The font is
+# checked on its own: a machine may have chromium without any CJK font (screenshots show boxes).
+BROWSER_PACKAGES = {
+    "chromium": Path("/usr/bin/chromium"),
+    "fonts-wqy-microhei": Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+}
+# Another apt or dpkg process (unattended-upgrades on a new machine) holds the lock for a while;
+# wait for it rather than fail, but not for ever.
+APT_LOCK_WAIT = 600.0
+APT_LOCK_MESSAGES = ("Could not get lock", "Unable to acquire the dpkg frontend lock")
 
 
 def run(*args: str | Path) -> None:
@@ -57,14 +70,43 @@ def example() -> None:
     )
 
 
+def missing_packages(wanted: dict[str, Path]) -> list[str]:
+    return [name for name, marker in wanted.items() if not marker.exists()]
+
+
+def apt_get(
+    *args: str,
+    command: Sequence[str] = ("apt-get",),
+    wait: float = APT_LOCK_WAIT,
+    poll: float = 5.0,
+) -> None:
+    """Run apt-get, waiting (at most ``wait`` seconds) while another process holds apt's lock."""
+    argv = [*command, "-o", f"DPkg::Lock::Timeout={int(wait)}", *args]
+    print("+", " ".join(argv), flush=True)
+    deadline = time.monotonic() + wait
+    while True:
+        result = subprocess.run(argv, cwd=ROOT, check=False, capture_output=True, text=True)
+        sys.stdout.write(result.stdout)
+        locked = any(message in result.stderr for message in APT_LOCK_MESSAGES)
+        if result.returncode == 0 or not locked or time.monotonic() >= deadline:
+            sys.stderr.write(result.stderr)
+            break
+        print(f"+ apt is busy in another process; trying again in {poll:g} s", flush=True)
+        time.sleep(poll)
+    if result.returncode:
+        why = " (another apt process kept its lock)" if locked else ""
+        sys.exit(f"apt-get {' '.join(args)} failed with exit code {result.returncode}{why}")
+
+
 def test() -> None:
     ensure_installed()
     # The service's browser tests drive Debian's chromium through Playwright, which cannot
     # download a browser of its own here; a CJK font makes their screenshots legible.
-    if not Path("/usr/bin/chromium").exists() and os.name == "posix" and os.geteuid() == 0:
+    missing = missing_packages(BROWSER_PACKAGES)
+    if missing and os.name == "posix" and os.geteuid() == 0:
         os.environ.setdefault("DEBIAN_FRONTEND", "noninteractive")
-        run("apt-get", "update")
-        run("apt-get", "install", "-y", "chromium", "fonts-wqy-microhei")
+        apt_get("update")
+        apt_get("install", "-y", *missing)
     run(BIN / "ruff", "check", "src", "tests", "benchmarks", "tasks.py")
     run(BIN / "ruff", "format", "--check", "src", "tests", "benchmarks", "tasks.py")
     run(BIN / "mypy")
