@@ -137,5 +137,7 @@ def _summary(report: FeedReport) -> None:
         else ""
     )
     stderr.print(
-        f"wrote {report.feed}: {report.episodes} episodes ({counts}){engine}", markup=False
+        f"wrote {report.feed}: {report.episodes} episode{'' if report.episodes == 1 else 's'} "
+        f"({counts}){engine}",
+        markup=False,
     )
