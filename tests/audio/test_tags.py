@@ -10,15 +10,33 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from mutagen.id3 import ID3, CTOCFlags
-from mutagen.mp3 import MP3
+from mutagen.id3 import ID3, CTOCFlags, PictureType
+from mutagen.mp3 import MP3, BitrateMode
 
 from newsreader.audio.assemble import assemble
 from newsreader.audio.atomic import atomic_write
+from newsreader.audio.ffmpeg import ffmpeg_exe
+from newsreader.audio.mp3 import bare_frames, read_info_frame, silence
 from newsreader.audio.tags import Tags, id3_tag, mp3_bytes_with_tags, write_mp3
 from newsreader.errors import OutputError
-from newsreader.models import Chapter, Pause, Reading, SegmentAudio, SegmentKind, SentenceTiming
-from tests.audio import ffmpeg_errors, lame_tone, make_script, make_segment
+from newsreader.models import (
+    FRAME_BYTES,
+    Chapter,
+    Pause,
+    Reading,
+    SegmentAudio,
+    SegmentKind,
+    SentenceTiming,
+)
+from newsreader.podcast.cover import cover_png
+from tests.audio import (
+    SAMPLES_PER_FRAME,
+    decode_samples,
+    ffmpeg_errors,
+    lame_tone,
+    make_script,
+    make_segment,
+)
 
 CHINA = timezone(timedelta(hours=8))
 FULL_TAGS = Tags(
@@ -57,7 +75,9 @@ def test_file_is_an_id3v23_tag_followed_by_the_frames(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw[:5] == b"ID3\x03\x00"
     size = 10 + sum(b << (7 * (3 - i)) for i, b in enumerate(raw[6:10]))
-    assert raw[size:] == reading.mp3
+    # then one Info frame (metadata, not audio), then the audio frames unchanged
+    assert raw[size + 13 : size + 17] == b"Info"
+    assert raw[size + FRAME_BYTES :] == reading.mp3
     assert raw == mp3_bytes_with_tags(reading, FULL_TAGS)
     # Only v2.3 frames: the date is TYER/TDAT/TIME, never v2.4's TDRC.
     assert b"TYER" in raw and b"TDAT" in raw and b"TIME" in raw and b"TDRC" not in raw
@@ -65,7 +85,7 @@ def test_file_is_an_id3v23_tag_followed_by_the_frames(tmp_path: Path) -> None:
 
     info = MP3(path).info
     assert (info.sample_rate, info.bitrate, info.channels) == (24000, 48000, 1)
-    assert info.length == pytest.approx(reading.duration, abs=0.025)
+    assert info.length == reading.duration
 
 
 def test_metadata_reads_back(tmp_path: Path) -> None:
@@ -143,6 +163,112 @@ def test_chapters_out_of_order_are_written_in_time_order() -> None:
     )
     raw = id3_tag(reading, Tags(title="标题"))
     assert raw.index("前".encode("utf-16-le")) < raw.index("后".encode("utf-16-le"))
+
+
+def _ffmpeg_log(path: Path, *args: str) -> str:
+    run = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-v", "warning", "-i", str(path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stderr
+
+
+def test_the_info_frame_gives_every_player_the_exact_length(tmp_path: Path) -> None:
+    reading = reading_with_chapters()
+    frames = len(reading.mp3) // FRAME_BYTES
+    path = tmp_path / "out.mp3"
+    write_mp3(path, reading, FULL_TAGS)
+    raw = path.read_bytes()
+    stream = raw[len(id3_tag(reading, FULL_TAGS)) :]
+
+    # frame count = the audio frames (the Info frame not counted), bytes = the whole stream
+    info = read_info_frame(stream)
+    assert info is not None
+    assert info[:2] == (frames, len(stream)) == (frames, (frames + 1) * FRAME_BYTES)
+    # ffmpeg takes the length from the header instead of guessing it from the bitrate, and
+    # decodes exactly the audio frames: the Info frame is skipped, not heard as 24 ms
+    assert _ffmpeg_log(path, "-f", "null", "-") == ""
+    assert len(decode_samples(path)) == frames * SAMPLES_PER_FRAME
+    # mutagen reads the exact length and knows the file is constant bitrate
+    mp3 = MP3(path).info
+    assert mp3.length == frames * SAMPLES_PER_FRAME / 24000 == reading.duration
+    assert mp3.bitrate_mode == BitrateMode.CBR
+    # and the file's audio joins again losslessly: the Info frame is metadata to bare_frames too
+    assert bare_frames(raw) == reading.mp3
+
+
+def test_the_seek_table_points_at_each_percent_of_the_audio(tmp_path: Path) -> None:
+    for frames in (1, 7, 100, 257, 150_000):
+        path = tmp_path / "out.mp3"
+        write_mp3(path, Reading(silence(frames), (), ()), Tags(title="标题"))
+        raw = path.read_bytes()
+        info = read_info_frame(raw[len(id3_tag(Reading(b"", (), ()), Tags(title="标题"))) :])
+        assert info is not None
+        toc = info[2]
+        assert len(toc) == 100 and toc[0] == 0 and list(toc) == sorted(toc)
+        audio_bytes = frames * FRAME_BYTES
+        for percent, entry in enumerate(toc):
+            # entry/256 of the audio is where the frame playing at percent % of the time starts
+            at = percent * frames // 100 * FRAME_BYTES
+            assert entry * audio_bytes <= at * 256 < (entry + 1) * audio_bytes, (frames, percent)
+
+
+def test_a_reading_without_audio_gets_no_info_frame(tmp_path: Path) -> None:
+    path = tmp_path / "out.mp3"
+    write_mp3(path, Reading(b"", (), ()), Tags(title="标题"))
+    assert path.read_bytes() == id3_tag(Reading(b"", (), ()), Tags(title="标题"))
+
+
+def test_a_long_title_chapter_is_still_listed_first(tmp_path: Path) -> None:
+    # mutagen sorts the frames it saves by size: a long headline made the first chapter the
+    # last frame, and ffmpeg (like some players) lists chapters in tag order
+    reading = Reading(
+        silence(200),
+        (
+            Chapter("城市书房正式向市民开放，每天开放十二小时，市民可以免费借阅图书", 0.0, 2.4),
+            Chapter("一、背景", 2.4, 3.6),
+            Chapter("二、措施", 3.6, 4.8),
+        ),
+        (),
+    )
+    path = tmp_path / "out.mp3"
+    write_mp3(path, reading, FULL_TAGS)
+    run = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "ffmetadata", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    starts = [int(line[6:]) for line in run.stdout.splitlines() if line.startswith("START=")]
+    titles = [line[6:] for line in run.stdout.splitlines() if line.startswith("title=")][1:]
+    assert starts == [0, 2400, 3600]
+    assert titles == [chapter.title for chapter in reading.chapters]
+    raw = path.read_bytes()
+    order = [raw.index(f"chp{n}".encode()) for n in range(3)]
+    assert order == sorted(order)
+    assert ID3(path).getall("CTOC")[0].child_element_ids == ["chp0", "chp1", "chp2"]
+
+
+def test_cover_art_and_genre_are_embedded(tmp_path: Path) -> None:
+    cover = cover_png()
+    path = tmp_path / "out.mp3"
+    write_mp3(path, reading_with_chapters(), Tags(title="标题", genre="Podcast", cover=cover))
+    tag = ID3(path)
+    (picture,) = tag.getall("APIC")
+    assert (picture.mime, picture.type, picture.data) == (
+        "image/png",
+        PictureType.COVER_FRONT,
+        cover,
+    )
+    assert tag["TCON"].text == ["Podcast"]
+    assert ffmpeg_errors(path) == ""
+    frames = len(reading_with_chapters().mp3) // FRAME_BYTES
+    assert len(decode_samples(path)) == frames * SAMPLES_PER_FRAME
+    with pytest.raises(ValueError, match="PNG or JPEG"):
+        Tags(title="标题", cover=b"GIF89a")
 
 
 def test_overwrite_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:

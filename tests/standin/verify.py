@@ -88,6 +88,10 @@ def episode_problems(
     """
     problems: list[str] = []
     mp3 = strip_id3v2(mp3_file)
+    if mp3[13:17] == b"Info":  # the file's Info frame: metadata (its frame count), not audio
+        if int.from_bytes(mp3[21:25], "big") != len(mp3) // FRAME_BYTES - 1:
+            problems.append("the Info frame's frame count is not the number of audio frames")
+        mp3 = mp3[FRAME_BYTES:]
     if len(mp3) % FRAME_BYTES:
         problems.append(f"{len(mp3)} bytes of audio is not a whole number of frames")
     runs = frame_runs(mp3)

@@ -1,4 +1,9 @@
-"""The final MP3: one ID3v2.3 tag (metadata and chapters) in front of the joined frames."""
+"""The final MP3: one ID3v2.3 tag (metadata, chapters, cover), one Info frame, then the frames.
+
+Every MP3 newsreader writes (``read``, feed episodes, the service's finished files) goes through
+``write_mp3``: the Info frame gives players the exact duration and a seek table without scanning
+the file, and the frame count stays exact (the Info frame is metadata, not audio).
+"""
 
 # mutagen ships py.typed, but its frame classes and ID3.add have no annotations.
 # mypy: disable-error-code="no-untyped-call"
@@ -12,11 +17,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from mutagen.id3 import (
+    APIC,
     CHAP,
     COMM,
     CTOC,
     ID3,
     TALB,
+    TCON,
     TDAT,
     TIME,
     TIT2,
@@ -26,10 +33,13 @@ from mutagen.id3 import (
     WOAS,
     CTOCFlags,
     Encoding,
+    Frame,
+    PictureType,
 )
 
 from newsreader.audio.atomic import atomic_write
-from newsreader.models import Reading
+from newsreader.audio.mp3 import info_frame
+from newsreader.models import FRAME_BYTES, Reading
 
 # ID3v2.3 has no UTF-8; UTF-16 with a BOM is what v2.3 readers expect for Chinese text.
 _TEXT = Encoding.UTF16
@@ -51,74 +61,121 @@ class Tags:
     """ISO 639-2 code."""
     url: str | None = None
     comment: str | None = None
+    genre: str | None = None
+    cover: bytes | None = None
+    """Front-cover artwork to embed (APIC): PNG or JPEG bytes."""
+
+    def __post_init__(self) -> None:
+        if self.cover is not None:
+            image_type(self.cover)  # refuse anything but PNG or JPEG here, not at write time
+
+
+def image_type(data: bytes) -> str:
+    """``image/png`` or ``image/jpeg`` from the bytes themselves; ``ValueError`` otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    raise ValueError("cover art must be a PNG or JPEG image")
 
 
 def id3_tag(reading: Reading, tags: Tags) -> bytes:
-    """The ID3v2.3 tag bytes, chapters included, to put in front of ``reading.mp3``."""
-    tag = ID3()
-    tag.add(TIT2(encoding=_TEXT, text=[tags.title]))
+    """The ID3v2.3 tag bytes, chapters included, to put in front of the audio.
+
+    The frames are written in this order: text and URL frames, the CHAP frames in time order,
+    CTOC, then the cover. mutagen orders the frames of a tag it saves by size, which would put a
+    long chapter title after shorter ones, and ffmpeg and some players list chapters in tag
+    order; so each group is rendered by mutagen on its own and the tag is put together here.
+    """
+    frames: list[Frame] = [TIT2(encoding=_TEXT, text=[tags.title])]
     if tags.artist:
-        tag.add(TPE1(encoding=_TEXT, text=[tags.artist]))
+        frames.append(TPE1(encoding=_TEXT, text=[tags.artist]))
     if tags.album:
-        tag.add(TALB(encoding=_TEXT, text=[tags.album]))
+        frames.append(TALB(encoding=_TEXT, text=[tags.album]))
+    if tags.genre:
+        frames.append(TCON(encoding=_TEXT, text=[tags.genre]))
     if tags.date is not None:
         # v2.3's date frames (v2.4's TDRC does not exist there): year, DDMM and HHMM.
         when = tags.date
-        tag.add(TYER(encoding=_TEXT, text=[f"{when.year:04d}"]))
-        tag.add(TDAT(encoding=_TEXT, text=[f"{when.day:02d}{when.month:02d}"]))
+        frames.append(TYER(encoding=_TEXT, text=[f"{when.year:04d}"]))
+        frames.append(TDAT(encoding=_TEXT, text=[f"{when.day:02d}{when.month:02d}"]))
         if when.hour or when.minute:  # midnight almost always means "date only"
-            tag.add(TIME(encoding=_TEXT, text=[f"{when.hour:02d}{when.minute:02d}"]))
-    tag.add(TLAN(encoding=_TEXT, text=[tags.language]))
+            frames.append(TIME(encoding=_TEXT, text=[f"{when.hour:02d}{when.minute:02d}"]))
+    frames.append(TLAN(encoding=_TEXT, text=[tags.language]))
     if tags.url:
-        tag.add(WOAS(url=_ascii_url(tags.url)))
+        frames.append(WOAS(url=_ascii_url(tags.url)))
     if tags.comment:
-        tag.add(
-            COMM(encoding=_TEXT, lang=_language_code(tags.language), desc="", text=[tags.comment])
-        )
+        code = _language_code(tags.language)
+        frames.append(COMM(encoding=_TEXT, lang=code, desc="", text=[tags.comment]))
+    body = [_rendered(frames)]
 
-    # Chapters in time order: some players list them in tag order, not by their times.
     chapters = sorted(reading.chapters, key=lambda chapter: chapter.start)
     ids = [f"chp{n}" for n in range(len(chapters))]
     for element_id, chapter in zip(ids, chapters, strict=True):
-        tag.add(
-            CHAP(
-                element_id=element_id,
-                start_time=round(chapter.start * 1000),
-                end_time=round(chapter.end * 1000),
-                start_offset=_NO_OFFSET,
-                end_offset=_NO_OFFSET,
-                sub_frames=[TIT2(encoding=_TEXT, text=[chapter.title])],
-            )
+        chap = CHAP(
+            element_id=element_id,
+            start_time=round(chapter.start * 1000),
+            end_time=round(chapter.end * 1000),
+            start_offset=_NO_OFFSET,
+            end_offset=_NO_OFFSET,
+            sub_frames=[TIT2(encoding=_TEXT, text=[chapter.title])],
         )
+        body.append(_rendered([chap]))
     if ids:
-        tag.add(
-            CTOC(
-                element_id="toc",
-                flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
-                child_element_ids=ids,
-                sub_frames=[TIT2(encoding=_TEXT, text=[tags.title])],
-            )
+        toc = CTOC(
+            element_id="toc",
+            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+            child_element_ids=ids,
+            sub_frames=[TIT2(encoding=_TEXT, text=[tags.title])],
         )
+        body.append(_rendered([toc]))
+    if tags.cover is not None:
+        picture = APIC(
+            encoding=Encoding.LATIN1,
+            mime=image_type(tags.cover),
+            type=PictureType.COVER_FRONT,
+            desc="",
+            data=tags.cover,
+        )
+        body.append(_rendered([picture]))
 
+    size = sum(len(part) for part in body)
+    if size >= 1 << 28:
+        raise ValueError(f"an ID3v2 tag holds at most 256 MB, not {size:,} bytes")
+    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    return b"".join([b"ID3\x03\x00\x00", syncsafe, *body])
+
+
+def _rendered(frames: list[Frame]) -> bytes:
+    """The frames as mutagen writes them in an ID3v2.3 tag, without the 10-byte tag header."""
+    tag = ID3()
+    for frame in frames:
+        tag.add(frame)
     buffer = io.BytesIO()
-    tag.save(buffer, v2_version=3)
-    return buffer.getvalue()
+    tag.save(buffer, v2_version=3, padding=lambda _info: 0)
+    return buffer.getvalue()[10:]
+
+
+def audio_stream(reading: Reading) -> tuple[bytes, bytes]:
+    """What follows the tag: the Info frame (none for a reading without audio), the frames."""
+    frames = len(reading.mp3) // FRAME_BYTES
+    return (info_frame(frames) if frames else b"", reading.mp3)
 
 
 def mp3_bytes_with_tags(reading: Reading, tags: Tags) -> bytes:
-    """The complete MP3 file: tag, then frames (a copy of the frames: ``write_mp3`` makes none)."""
-    return id3_tag(reading, tags) + reading.mp3
+    """The complete MP3 file: tag, Info frame, frames (a joined copy: ``write_mp3`` makes none)."""
+    return b"".join((id3_tag(reading, tags), *audio_stream(reading)))
 
 
 def write_mp3(path: Path, reading: Reading, tags: Tags) -> None:
     """Write the tagged MP3 atomically: ``path`` never holds a partial or untagged file.
 
-    The tag and the frames are written one after the other, never joined: an hour of audio is
-    21.6 MB, and a joined copy would double the peak memory of writing it.
+    The tag, the Info frame and the frames are written one after the other, never joined: an
+    hour of audio is 21.6 MB, and a joined copy would double the peak memory of writing it.
 
     Raises ``OutputError`` when it cannot be written; an existing file is then left as it was.
     """
-    atomic_write(path, (id3_tag(reading, tags), reading.mp3))
+    atomic_write(path, (id3_tag(reading, tags), *audio_stream(reading)))
 
 
 def _language_code(language: str) -> str:
