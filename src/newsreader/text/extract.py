@@ -73,11 +73,15 @@ class _Unit:
     """Nearly all link text: a pointer to another page, not part of the story."""
 
 
-def extract(text_or_html: str, *, source: str = "") -> Article:
-    """Extract the article from an HTML page or from plain text, whichever the input is."""
+def extract(text_or_html: str, *, source: str = "", read_title: bool = True) -> Article:
+    """Extract the article from an HTML page or from plain text, whichever the input is.
+
+    ``read_title`` matters only for plain text without a separate headline (see
+    ``extract_text``).
+    """
     if looks_like_html(text_or_html):
         return _extract_html(text_or_html, url=source if _is_url(source) else "", source=source)
-    return extract_text(text_or_html, source=source)
+    return extract_text(text_or_html, source=source, read_title=read_title)
 
 
 def _is_url(source: str) -> bool:
@@ -87,14 +91,19 @@ def _is_url(source: str) -> bool:
 # ── plain text ────────────────────────────────────────────────────────────────────────────────
 
 
-def extract_text(text: str, *, source: str = "") -> Article:
+def extract_text(text: str, *, source: str = "", read_title: bool = True) -> Article:
     """Extract the article from plain text: a page as a reader copied it, or a clean article.
 
     The headline is the line before the date/source line when there is one, else the first line
     that is not page furniture; lines before it are the page's header (a site name among them
     becomes ``Article.site``).
+
+    Plain text is the user's own words, so a text with nothing after its first line (one
+    paragraph, or lines that are all headings) is read whole: its first sentence is the title.
+    With ``read_title`` that sentence is read as the headline and the rest as the body; without,
+    the body is the whole text, each word read once either way.
     """
-    units = [_repaired(u) for u in _text_units(text)]
+    units = [part for u in _text_units(text) for part in _split_dateline(_repaired(u))]
     units = [u for u in units if _READABLE.search(u.text)]
     title_at, published = _find_headline(units)
     if title_at is None:
@@ -104,13 +113,67 @@ def extract_text(text: str, *, source: str = "") -> Article:
         None,
     )
     title = units[title_at]
-    return _assemble(
-        units[title_at + 1 :],
-        title=title.text,
-        title_notes=title.notes,
+    try:
+        return _assemble(
+            units[title_at + 1 :],
+            title=title.text,
+            title_notes=title.notes,
+            site=site,
+            published=published,
+            source=source,
+        )
+    except ExtractionError:
+        rest = [u for u in units[title_at + 1 :] if _is_title_candidate(u.text)]
+        return _read_whole(
+            [title, *rest], read_title=read_title, site=site, published=published, source=source
+        )
+
+
+def _split_dateline(unit: _Unit) -> list[_Unit]:
+    """``发布时间：2024-07-02。今年全市…。`` is a date line and a paragraph run together: split
+    them, or the date line's rule would drop the paragraph with it."""
+    if clean.parse_dateline(unit.text) is None:
+        return [unit]
+    match = re.match(r"^(.{4,60}?)[。；;，,]\s*(.+)$", unit.text)
+    if match is None:
+        return [unit]
+    head, rest = match[1].strip(), match[2].strip()
+    if (
+        clean.parse_dateline(head) is None
+        or clean.parse_dateline(rest) is not None
+        or not rest.endswith(tuple(_SENTENCE_END))
+    ):
+        return [unit]
+    return [_Unit(head), _Unit(rest, unit.heading, unit.notes)]
+
+
+def _read_whole(
+    units: list[_Unit],
+    *,
+    read_title: bool,
+    site: str | None,
+    published: datetime | None,
+    source: str,
+) -> Article:
+    """Every unit as a paragraph; the title is the first sentence (see ``extract_text``)."""
+    from newsreader.text.segment import split_sentences
+
+    first = units[0]
+    sentences = split_sentences(first.text)
+    title = sentences[0].strip() if sentences else first.text
+    lead = "".join(sentences[1:]).strip() if read_title else first.text
+    paragraphs = [_Unit(lead, notes=first.notes), *units[1:]]
+    blocks = [(Block(BlockKind.PARAGRAPH, u.text), u.notes) for u in paragraphs if u.text]
+    notes = [f"title: {n}" for n in first.notes] if read_title and not lead else []
+    for number, (_, block_notes) in enumerate(blocks, start=1):
+        notes.extend(f"paragraph {number}: {n}" for n in block_notes)
+    return Article(
+        title=title,
+        blocks=tuple(b for b, _ in blocks),
+        source=source,
         site=site,
         published=published,
-        source=source,
+        notes=tuple(notes),
     )
 
 
@@ -141,7 +204,9 @@ def _join_lines(lines: Iterable[str]) -> str:
 
 
 def _find_headline(units: list[_Unit]) -> tuple[int | None, datetime | None]:
-    """(index of the headline, publication time from the date line after it)."""
+    """(index of the headline, publication time from the date line after it, or before it
+    when nothing above the date line can be the headline)."""
+    published: datetime | None = None
     for i, unit in enumerate(units[:15]):
         published = clean.parse_dateline(unit.text)
         if published is None:
@@ -152,7 +217,7 @@ def _find_headline(units: list[_Unit]) -> tuple[int | None, datetime | None]:
         break
     for i, unit in enumerate(units):
         if _is_title_candidate(unit.text):
-            return i, None
+            return i, published
     return None, None
 
 
@@ -453,19 +518,43 @@ def _page_dateline(tree: lxml.html.HtmlElement, headline: str | None) -> datetim
     """The date line that follows the headline on the page (``2024-07-02 07:42:11 来源：…``):
     trafilatura keeps it out of the body and its own date has no time of day."""
     after_headline = headline is None
+    # An element's whole text is looked at only when it can be short enough: on a page nested
+    # thousands deep, every element holds the rest of the page (quadratic if read each time).
+    sizes = _visible_sizes(tree)
+    headline_size = len(_INVISIBLE.sub("", headline or ""))
     for element in tree.iter():
         if not isinstance(element.tag, str) or element.tag in ("script", "style", "title"):
             continue
         own = _squeeze(element.text or "")
         if not after_headline:
-            after_headline = headline is not None and _same(_text_of(element), headline)
+            after_headline = (
+                headline is not None
+                and sizes[element] <= headline_size
+                and _same(_text_of(element), headline)
+            )
             continue
-        for text in (own, _text_of(element) if len(element) <= 8 else ""):
+        whole = _text_of(element) if len(element) <= 8 and sizes[element] <= 80 else ""
+        for text in (own, whole):
             if text and len(text) <= 80:
                 published = clean.parse_dateline(text)
                 if published is not None:
                     return published
     return None
+
+
+_INVISIBLE = re.compile(r"[\s\u200b\ufeff]+")
+
+
+def _visible_sizes(tree: lxml.html.HtmlElement) -> dict[etree._Element, int]:
+    """Characters of each element's text (``text_content``) that ``_squeeze`` and ``_same``
+    keep: at most its length once squeezed. One pass, children before parents."""
+    sizes: dict[etree._Element, int] = {}
+    for element in reversed(list(tree.iter())):
+        size = len(_INVISIBLE.sub("", element.text or "")) if isinstance(element.tag, str) else 0
+        for child in element:
+            size += sizes[child] + len(_INVISIBLE.sub("", child.tail or ""))
+        sizes[element] = size
+    return sizes
 
 
 def _clean_title(title: str) -> str:
@@ -729,7 +818,17 @@ def _drop_repeated_summary(
     if len(summary) < 20 or not pairs:
         return blocks
     recurring = sum(1 for p in pairs if p in rest) / len(pairs)
-    return [*blocks[:first], *blocks[first + 1 :]] if recurring >= _REPEATED else blocks
+    if recurring < _REPEATED:
+        return blocks
+    # A page of formulaic paragraphs, each much like the next, has no summary box: when the
+    # second paragraph recurs later just as much, the first is only one of them.
+    if len(paragraphs) >= 3:
+        second = paragraphs[1]
+        after = "".join(b.text for i, (b, _) in enumerate(blocks) if i > second)
+        pairs = _bigrams(blocks[second][0].text)
+        if pairs and sum(1 for p in pairs if p in after) / len(pairs) >= _REPEATED:
+            return blocks
+    return [*blocks[:first], *blocks[first + 1 :]]
 
 
 _REPEATED = 0.9
