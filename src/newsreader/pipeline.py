@@ -5,11 +5,13 @@
 3. build the Script: speech-normalized, script-converted, sentence-aligned segments
 4. synthesize the segments (engine chosen once; cache; bounded concurrency; retries)
 5. assemble frames, pauses, chapters, cues
-6. write the MP3 (tagged, atomically) and the subtitles
+6. write the MP3 (tagged) and the subtitles: both replaced, or neither
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -19,10 +21,11 @@ from urllib.parse import urlsplit
 
 from newsreader import sources
 from newsreader.audio.assemble import assemble
+from newsreader.audio.atomic import temporary_name, written_together
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags, write_mp3
 from newsreader.config import Settings
-from newsreader.errors import SegmentsFailed, UsageError
+from newsreader.errors import OutputError, SegmentsFailed, UsageError
 from newsreader.models import Article, Reading, Script
 from newsreader.sources.fetch import UrlGuard
 from newsreader.synth.cache import SegmentCache
@@ -53,7 +56,9 @@ def load_article(
         stdin=stdin,
         guard=guard,
     )
-    return extract(document.text, source=document.url or document.source)
+    return extract(
+        document.text, source=document.url or document.source, read_title=settings.read_title
+    )
 
 
 def make_script(article: Article, settings: Settings) -> Script:
@@ -159,18 +164,105 @@ def slugify(title: str, *, limit: int = 60) -> str:
     return slug or "article"
 
 
-def default_output(script: Script, folder: Path = Path("audio")) -> Path:
+DEFAULT_FOLDER = Path("audio")
+"""Where ``read`` writes when no ``-o`` is given: relative to the current folder."""
+
+
+def default_output(script: Script, folder: Path = DEFAULT_FOLDER) -> Path:
     return folder / f"{slugify(script.title)}.mp3"
 
 
-def check_output_paths(output: Path, subtitles: Path | None) -> None:
-    """Refuse bad output paths before any synthesis work is spent."""
-    if output.suffix.lower() != ".mp3":
+def check_output_paths(
+    output: Path | None, subtitles: Path | None = None, *, source: str | None = None
+) -> None:
+    """Refuse bad output paths before any fetch or synthesis work is spent.
+
+    ``output`` None stands for the default output, whose name is known only after extraction:
+    its folder is checked. Each path must have the right suffix, must not be an existing folder
+    or the input file (``source``), and a file must be creatable where it goes (proved by
+    creating and removing one). Raises ``UsageError`` or ``OutputError``; creates nothing.
+    """
+    if output is not None and output.suffix.lower() != ".mp3":
         raise UsageError(f"output {output} must end in .mp3.")
-    if output.exists() and output.is_dir():
-        raise UsageError(f"output {output} is a directory: give a file name ending in .mp3.")
     if subtitles is not None and subtitles.suffix.lower() not in (".vtt", ".srt"):
         raise UsageError(f"subtitles {subtitles} must end in .vtt or .srt.")
+    if output is None:
+        _check_folder(DEFAULT_FOLDER, f"{DEFAULT_FOLDER}{os.sep} (the default output folder)")
+    for path in (output, subtitles):
+        if path is not None:
+            _refuse_input(path, source)
+            check_writable(path)
+
+
+def check_writable(path: Path) -> None:
+    """Prove that a file can be written at ``path``; ``OutputError`` saying why if not.
+
+    A missing folder is fine when it can be made (``write_outputs`` makes it). Nothing is left
+    behind: the proof is a temporary file, created and removed at once.
+    """
+    _check_name_length(path)
+    try:
+        is_folder = path.is_dir()
+    except OSError as error:  # e.g. a path longer than the system allows
+        raise OutputError(f"cannot write {path}: {error.strerror or error}.") from None
+    if is_folder:
+        raise OutputError(f"cannot write {path}: it is a folder (give a file name).")
+    _check_folder(path.parent, str(path))
+
+
+def _check_folder(folder: Path, target: str) -> None:
+    """``folder`` exists, or can be made, and a file can be created in it (``target`` is what
+    the message calls the output)."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(
+            f"cannot write {target}: {existing} is a file, not a folder (choose another path)."
+        )
+    probe = temporary_name(existing / "probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputError(
+            f"cannot write {target}: a file cannot be created in {existing} ({reason}); "
+            "choose a folder you can write to."
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        probe.unlink()
+
+
+def _check_name_length(path: Path) -> None:
+    """A name too long for its file system fails only at the final rename: refuse it now."""
+    existing = path.parent
+    while not os.path.isdir(existing) and existing != existing.parent:
+        existing = existing.parent
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            raise OutputError(
+                f"cannot write {path}: the name {part[:20]}… is longer than the {limit} bytes "
+                "the file system allows."
+            )
+
+
+def _refuse_input(path: Path, source: str | None) -> None:
+    if not source or source == "-" or "://" in source:
+        return
+    try:
+        same = os.path.samefile(path, source)
+    except OSError:  # one of them does not exist (or cannot be looked at): not the same file
+        return
+    if same:
+        raise UsageError(
+            f"{path} is the input file, and writing it would destroy the article: "
+            "choose another output name."
+        )
 
 
 def write_outputs(
@@ -180,9 +272,26 @@ def write_outputs(
     output: Path,
     subtitles: Path | None = None,
 ) -> None:
-    """Step 6: the MP3 (tagged, atomic), then the subtitles (atomic)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_mp3(output, rendered.reading, tags_for(article, script))
-    if subtitles is not None:
-        subtitles.parent.mkdir(parents=True, exist_ok=True)
-        write_subtitles(subtitles, rendered.reading.cues)
+    """Step 6: the tagged MP3 and the subtitles, as one output.
+
+    Both files are written completely under temporary names, then renamed into place together:
+    if either cannot be written, neither existing file changes (``written_together``). Missing
+    folders are made. Raises ``OutputError``.
+    """
+    for path in (output, subtitles):
+        if path is not None:
+            _make_folder(path)
+    with written_together():
+        write_mp3(output, rendered.reading, tags_for(article, script))
+        if subtitles is not None:
+            write_subtitles(subtitles, rendered.reading.cues)
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputError(
+            f"cannot write {path}: its folder {path.parent} cannot be made ({reason})."
+        ) from None
