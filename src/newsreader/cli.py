@@ -11,14 +11,21 @@ from typing import Any
 import click
 
 from newsreader import pipeline
-from newsreader.cli_common import make_settings, stderr, user_errors, voice_options, warn
+from newsreader.cli_common import (
+    OneLineErrors,
+    make_settings,
+    stderr,
+    user_errors,
+    voice_options,
+    warn,
+)
 from newsreader.config import DEFAULT_VOICE, Settings
 from newsreader.models import Script
 from newsreader.podcast.command import feed
 from newsreader.service.command import serve
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="newsreader")
 def main() -> None:
     """Read Mandarin news aloud: article in, one MP3 with chapters and subtitles out."""
@@ -77,14 +84,15 @@ def read(
             retries=retries,
             request_timeout=timeout,
         )
-        if output is not None:
-            pipeline.check_output_paths(output, subtitles)
+        # Every output path is proved writable before the fetch and the synthesis are spent.
+        pipeline.check_output_paths(output, subtitles, source=source)
         article = pipeline.load_article(source, settings)
         for note in article.notes:
             warn(note)
         script = pipeline.make_script(article, settings)
         target = output or pipeline.default_output(script)
-        pipeline.check_output_paths(target, subtitles)
+        if output is None:
+            pipeline.check_output_paths(target, source=source)
         rendered = asyncio.run(_render_with_progress(script, settings, quiet))
         for note in rendered.warnings:
             warn(note)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -34,6 +35,97 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         stderr.print("newsreader: interrupted; nothing was written.")
         sys.exit(130)
+
+
+class OneLineErrors(click.Group):
+    """The command group: a mistake in the options of any command is one line on stderr, exit 2.
+
+    Click would print the usage, a hint and the error (four lines); here the error names the
+    option and what it accepts, and points at ``--help``.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise _one_line(error) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # The sub-command's options are parsed, and its callback run, inside the group's invoke.
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise _one_line(error) from None
+
+
+class OneLineUsageError(click.ClickException):
+    """A usage mistake shown as ``newsreader: error: …`` alone."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"newsreader: error: {self.format_message()}", file=file, err=file is None)
+
+
+# Click ≥ 8.2 shows a group's help through this UsageError; it is not a mistake to reword.
+_HELP_SHOWN: tuple[type[click.UsageError], ...] = tuple(
+    kind for kind in [getattr(click.exceptions, "NoArgsIsHelpError", None)] if kind is not None
+)
+
+
+def _one_line(error: click.UsageError) -> click.ClickException:
+    if isinstance(error, _HELP_SHOWN):
+        return error
+    return OneLineUsageError(usage_line(error))
+
+
+def usage_line(error: click.UsageError) -> str:
+    """``--engine must be auto, edge or espeak, not 'foo' (see 'newsreader read --help').``"""
+    message = error.format_message()
+    if isinstance(error, click.BadParameter) and not isinstance(error, click.MissingParameter):
+        name = _parameter_name(error)
+        if name and error.param is not None and isinstance(error.param.type, click.Choice):
+            given = re.match(r"^(.+?) is not (?:one of )?", error.message)
+            choices = [str(c) for c in error.param.type.choices]
+            message = f"{name} must be {_alternatives(choices)}" + (
+                f", not {given[1]}" if given else ""
+            )
+        elif name:
+            message = f"{name}: {_plain_numbers(error.message)}"
+    message = message.rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    if error.ctx is not None:
+        message += f" (see '{error.ctx.command_path} --help')"
+    return message + "."
+
+
+def _parameter_name(error: click.BadParameter) -> str | None:
+    if isinstance(error.param_hint, str):
+        return error.param_hint
+    if error.param_hint:
+        return " / ".join(error.param_hint)
+    if isinstance(error.param, click.Option):
+        return max(error.param.opts, key=len)
+    if error.param is not None:
+        return error.param.human_readable_name
+    return None
+
+
+def _alternatives(choices: list[str]) -> str:
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+
+def _plain_numbers(message: str) -> str:
+    """Click calls a whole number an "integer range"; say what the option wants."""
+    message = re.sub(r"is not a valid integer(?: range)?", "is not a whole number", message)
+    return re.sub(r"is not a valid float(?: range)?", "is not a number", message)
 
 
 def warn(message: str) -> None:

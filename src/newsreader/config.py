@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +95,16 @@ class Settings:
                 f"--concurrency {self.concurrency} is out of range: use 1 to 16 "
                 "(the online service blocks clients that open many connections)."
             )
-        if self.request_timeout <= 0 or self.fetch_timeout <= 0:
-            raise UsageError("timeouts must be positive numbers of seconds.")
+        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
+            raise UsageError(
+                f"--timeout {self.request_timeout:g} is out of range: give a positive number of "
+                "seconds, such as 30."
+            )
+        if not (math.isfinite(self.fetch_timeout) and self.fetch_timeout > 0):
+            raise UsageError(
+                f"the fetch timeout {self.fetch_timeout:g} is out of range: give a positive "
+                "number of seconds."
+            )
         if self.retries < 0:
             raise UsageError("--retries must be 0 or more.")
         if self.fallback not in FALLBACKS:

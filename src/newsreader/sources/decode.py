@@ -97,7 +97,8 @@ def decode_bytes(data: bytes, *, declared: str | None = None) -> str:
         raise SourceError("the input is empty: give a page, a text file or text on standard input")
     if _is_binary(data):
         raise SourceError(
-            "the input is binary, not text or HTML: give a news page, a text file or a feed"
+            "the input is binary, not text or HTML: give a news page (its URL or HTML file) "
+            "or a text file"
         )
     tried: set[str] = set()
     labels: tuple[str | None, ...] = (declared, _declared_in(data), "utf-8")

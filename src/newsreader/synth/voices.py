@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from newsreader.errors import EngineUnavailable
+from newsreader.errors import EngineUnavailable, UsageError
 from newsreader.synth.base import Voice
 
 
@@ -13,9 +13,12 @@ class VoiceListing:
     voices: list[Voice]
     unavailable: str | None = None
     """Why the online list is missing, when it is."""
+    locales: tuple[str, ...] = ()
+    """Every locale a voice was found for, before filtering by locale."""
 
 
 async def list_voices(locale: str | None = None) -> VoiceListing:
+    """The voices of ``locale`` (any when None); ``UsageError`` naming what exists if none is."""
     from newsreader.synth.edge import EdgeEngine
     from newsreader.synth.espeak import EspeakEngine
 
@@ -29,6 +32,27 @@ async def list_voices(locale: str | None = None) -> VoiceListing:
         unavailable = f"online voice list unavailable ({exc.message}); embedded voices only."
     finally:
         await edge.close()
-    found = [v for v in online + embedded if locale is None or v.locale.lower() == locale.lower()]
+    every = online + embedded
+    wanted = locale.replace("_", "-").lower() if locale is not None else None
+    found = [v for v in every if wanted is None or v.locale.lower() == wanted]
     found.sort(key=lambda v: (v.engine != "edge", v.locale, v.short_name))
-    return VoiceListing(found, unavailable)
+    locales = tuple(sorted({v.locale for v in every}))
+    if locale is not None and not found:
+        raise UsageError(_no_match(locale, locales, online=bool(online)))
+    return VoiceListing(found, unavailable, locales)
+
+
+def _no_match(locale: str, locales: tuple[str, ...], *, online: bool) -> str:
+    language = locale.replace("_", "-").split("-")[0].lower()
+    near = [x for x in locales if x.split("-")[0].lower() == language]
+    if not online:
+        return (
+            f"no embedded voice speaks --locale {locale}, and the online voice list cannot be "
+            f"reached: the embedded voices are {', '.join(locales)}."
+        )
+    if near:
+        return f"no voice for --locale {locale}: {language} voices exist for {', '.join(near)}."
+    return (
+        f"no voice for --locale {locale}: use a locale such as zh-CN "
+        "(`newsreader voices` lists them all)."
+    )
