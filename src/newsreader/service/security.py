@@ -8,15 +8,16 @@ loopback, private, link-local (169.254.169.254 among them), shared (100.64/10, w
 metadata lives), reserved, multicast, unspecified, and IPv6 forms that embed such an IPv4 address.
 ``allow_addresses`` lifts the refusal for named networks (tests, an intranet).
 
-Known gap: the address is checked, then httpx resolves the name again to connect. A DNS server
-that answers differently the second time (DNS rebinding) slips past. Pinning the checked address
-in the connection would close it; the fetch seam does not offer that yet.
+DNS rebinding. The worker's guard is a ``ConnectGuard``: ``sources.fetch`` asks it once per new
+connection for the addresses to connect to, and connects only to those, after they were checked
+(TLS still verifies the certificate for the URL's name). A name that answers with a public
+address to the check and a private one to a second lookup never gets a connection to the second
+answer: there is no second lookup.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsreader.errors import SourceError
 from newsreader.service.config import Network
 from newsreader.service.errors import send_json_error
-from newsreader.sources.fetch import UrlGuard, check_url
+from newsreader.sources.fetch import ConnectGuard, UrlGuard, check_url, system_addresses
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -46,11 +47,7 @@ class AddressRefused(SourceError):
 
 
 def system_resolver(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise SourceError(f"cannot resolve {host}: {exc}; check the address.") from None
-    return [str(info[4][0]) for info in infos]
+    return system_addresses(host, port)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -95,35 +92,51 @@ class AddressPolicy:
 
     allowed: tuple[Network, ...] = ()
     resolver: Resolver = system_resolver
+    fetch_deadline: float | None = None
+    """The overall deadline of each fetch made through ``guard()`` (None: fetch's default)."""
 
     def check_url(self, url: str) -> None:
         """Raise ``SourceError`` (``AddressRefused`` for a refused address) unless url is safe."""
         check_url(url)
         parts = urlsplit(url)
-        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.addresses(parts.hostname or "", port)
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """``host``'s addresses, resolved once, if every one of them may be connected to."""
         try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise SourceError(f"{url} has an invalid port.") from None
-        try:
-            literal: Address | None = ipaddress.ip_address(host)
+            literal: Address | None = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
             literal = None
         addresses = [str(literal)] if literal is not None else list(self.resolver(host, port))
         if not addresses:
             raise SourceError(f"cannot resolve {host}: no addresses; check the address.")
         for text in addresses:
-            address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+            try:
+                address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+            except ValueError:
+                raise SourceError(f"cannot resolve {host}: bad address {text!r}.") from None
             reason = why_refused(address, self.allowed)
             if reason is not None:
                 raise AddressRefused(
                     f"{host} resolves to {address}, {reason}: the service only reads pages on "
                     "public addresses. Paste the article's text instead."
                 )
+        return addresses
 
     def guard(self) -> UrlGuard:
-        """The hook ``sources.fetch`` calls with every URL, redirects included."""
-        return self.check_url
+        """The hook ``sources.fetch`` calls with every URL, redirects included; it also picks
+        the (checked) addresses of every connection the fetch makes."""
+        return _PinnedGuard(self)
+
+
+class _PinnedGuard(ConnectGuard):
+    def __init__(self, policy: AddressPolicy) -> None:
+        self.policy = policy
+        self.total = policy.fetch_deadline
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        return self.policy.addresses(host, port)
 
 
 # -- rate limit -------------------------------------------------------------------------------
