@@ -13,9 +13,11 @@ import feedparser
 from click.testing import CliRunner, Result
 from lxml import etree
 
+from newsreader.audio.mp3 import read_info_frame
 from newsreader.cli import main
 from tests.audio import decode_samples, ffmpeg_errors
 from tests.podcast.newsroom import local_file
+from tests.standin.verify import strip_id3v2
 
 BASE_URL = "https://pod.example.cn/news/"
 SAMPLE_RATE = 24_000
@@ -92,21 +94,30 @@ def decoded_ms(path: Path) -> int:
     return samples * 1000 // SAMPLE_RATE
 
 
-def duration_ms(text: str) -> int:
-    seconds, _, millis = text.partition(".")
-    return int(seconds) * 1000 + int(millis.ljust(3, "0") or 0)
+def exact_ms(item: Item) -> int:
+    """The episode's exact duration: where its last chapter ends (24 ms a frame)."""
+    chapters = json.loads(item.chapters.read_text(encoding="utf-8"))["chapters"]
+    return round(chapters[-1]["endTime"] * 1000)
 
 
 def check_files(items: list[Item], *, decode: bool = True) -> None:
-    """Each enclosure exists with exactly its stated length; each duration is what ffmpeg hears."""
+    """Each enclosure exists with exactly its stated length; each duration is what ffmpeg hears.
+
+    ``itunes:duration`` is whole seconds (rounded); the exact duration is in the chapters file
+    and in the MP3's Info frame, and ffmpeg must decode exactly that much audio.
+    """
     for item in items:
         assert item.audio.stat().st_size == item.length, item.title
         assert item.transcript.read_text(encoding="utf-8").startswith("WEBVTT")
         chapters = json.loads(item.chapters.read_text(encoding="utf-8"))
         assert chapters["version"] == "1.2.0" and chapters["chapters"][0]["startTime"] == 0
+        exact = exact_ms(item)
+        assert item.duration == str((exact + 500) // 1000), item.title
+        info = read_info_frame(strip_id3v2(item.audio.read_bytes()))
+        assert info is not None and info[0] * 24 == exact, item.title
         if decode:
             assert ffmpeg_errors(item.audio) == ""
-            assert decoded_ms(item.audio) == duration_ms(item.duration), item.title
+            assert decoded_ms(item.audio) == exact, item.title
 
 
 def episode_files(out: Path) -> set[str]:

@@ -59,11 +59,15 @@ def test_podcast_guid_matches_the_namespace_specification() -> None:
     )
 
 
-def test_durations_are_exact_to_the_millisecond() -> None:
-    assert format_duration(83_472) == "83.472"
-    assert format_duration(3_600_024) == "3600.024"
+def test_durations_are_whole_seconds_rounded() -> None:
+    # Apple documents whole seconds (or HH:MM:SS); "750.816" is neither
+    assert format_duration(750_816) == "751"
+    assert format_duration(83_472) == "83"
+    assert format_duration(3_600_024) == "3600"
     assert format_duration(48_000) == "48"
-    assert format_duration(24) == "0.024"
+    assert format_duration(1_500) == "2"  # half up, not to even
+    assert format_duration(2_500) == "3"
+    assert format_duration(24) == "0"
     with pytest.raises(ValueError):
         format_duration(-24)
 

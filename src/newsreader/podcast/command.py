@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,16 @@ import click
 from newsreader.cli_common import make_settings, stderr, user_errors, voice_options, warn
 from newsreader.errors import UsageError
 from newsreader.podcast.entries import CHINA_TIME
-from newsreader.podcast.updater import FeedReport, FeedRequest, update_feed
+from newsreader.podcast.updater import (
+    DEFAULT_MAX_FEED_BYTES,
+    FeedReport,
+    FeedRequest,
+    update_feed,
+)
+
+_GRACE = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_MAX_GRACE = timedelta(days=366)
 
 
 def parse_since(value: str) -> datetime:
@@ -27,13 +37,35 @@ def parse_since(value: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=CHINA_TIME)
 
 
+def parse_grace(value: str) -> timedelta:
+    """``1d``, ``12h``, ``30m``, ``90s`` or ``0``: how long replaced files stay published."""
+    text = value.strip().lower()
+    if text == "0":
+        return timedelta(0)
+    match = _GRACE.fullmatch(text)
+    if match is None:
+        raise UsageError(
+            f"--grace {value!r} is not a duration: use a number with d, h, m or s (1d, 12h), or 0."
+        )
+    grace = timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    if grace > _MAX_GRACE:
+        raise UsageError(f"--grace {value} is over a year: give 366d or less.")
+    return grace
+
+
 @click.command("feed")
 @click.argument("source")
 @click.option(
     "--out",
     required=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder: feed.xml, episodes/, the state file.",
+    help="Output folder to publish: feed.xml, cover, episodes/.",
+)
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="State folder, outside --out [default: <out>.newsreader-state beside it].",
 )
 @click.option(
     "--base-url", required=True, help="Where --out is published (feed.xml is <URL>/feed.xml)."
@@ -41,7 +73,14 @@ def parse_since(value: str) -> datetime:
 @click.option("--title", default=None, help="Podcast title [default: the source feed's].")
 @click.option("--author", default=None, help="Podcast author [default: the source feed's].")
 @click.option(
-    "--image", default=None, help="Artwork URL (1400–3000 px square) [default: a plain cover]."
+    "--image",
+    default=None,
+    help="Artwork, 1400–3000 px square: a URL, or a PNG/JPEG file (published and embedded) "
+    "[default: a plain cover].",
+)
+@click.option("--owner-email", default=None, help="itunes:owner e-mail (name: --author).")
+@click.option(
+    "--locked", is_flag=True, help="podcast:locked yes: other hosts may not import the feed."
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Only the newest N source entries."
@@ -51,19 +90,37 @@ def parse_since(value: str) -> datetime:
 @click.option(
     "--keep", type=click.IntRange(min=1), default=None, help="Keep only the newest N episodes."
 )
+@click.option(
+    "--grace",
+    default="1d",
+    show_default=True,
+    help="How long replaced or removed audio stays published (e.g. 12h, 2d, 0).",
+)
+@click.option(
+    "--max-feed-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_FEED_BYTES,
+    show_default=True,
+    help="Refuse a source feed larger than this.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @voice_options
 def feed_command(
     source: str,
     out: Path,
+    state: Path | None,
     base_url: str,
     title: str | None,
     author: str | None,
     image: str | None,
+    owner_email: str | None,
+    locked: bool,
     limit: int | None,
     since: str | None,
     digest: bool,
     keep: int | None,
+    grace: str,
+    max_feed_bytes: int,
     quiet: bool,
     **voice: Any,
 ) -> None:
@@ -85,10 +142,15 @@ def feed_command(
             since=parse_since(since) if since is not None else None,
             digest=digest,
             keep=keep,
+            state=state,
+            grace=parse_grace(grace),
+            owner_email=owner_email,
+            locked=locked,
+            max_feed_bytes=max_feed_bytes,
         )
         notify = (lambda _message: None) if quiet else _progress
         try:
-            report = asyncio.run(update_feed(request, settings, notify=notify))
+            report = asyncio.run(update_feed(request, settings, notify=notify, announce=_announce))
         except KeyboardInterrupt:
             stderr.print(
                 "newsreader: interrupted; feed.xml lists only finished episodes, and the next "
@@ -118,6 +180,10 @@ def _progress(message: str) -> None:
     stderr.print(message, markup=False)
 
 
+def _announce(message: str) -> None:
+    stderr.print(f"newsreader: note: {message}", markup=False)
+
+
 def _summary(report: FeedReport) -> None:
     for note in report.repaired:
         stderr.print(f"repaired: {note}", markup=False)
@@ -136,8 +202,9 @@ def _summary(report: FeedReport) -> None:
         if report.engine
         else ""
     )
+    verb = "wrote" if report.written else "no change to"
     stderr.print(
-        f"wrote {report.feed}: {report.episodes} episode{'' if report.episodes == 1 else 's'} "
+        f"{verb} {report.feed}: {report.episodes} episode{'' if report.episodes == 1 else 's'} "
         f"({counts}){engine}",
         markup=False,
     )

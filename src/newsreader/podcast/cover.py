@@ -1,4 +1,4 @@
-"""A plain square cover (PNG, 1400 px) for feeds given no ``--image``.
+"""Cover art: a plain square cover (PNG, 1400 px) for feeds given no ``--image``, or a file.
 
 Podcast directories want channel artwork of at least 1400 × 1400 px; a feed without any is
 refused by some. This writes a valid one with the standard library only (zlib + struct).
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
+
+from newsreader.errors import UsageError
 
 COVER_SIZE = 1400
 _BACKGROUND = (0xB7, 0x1C, 0x1C)  # a newsprint red
@@ -35,3 +38,35 @@ def cover_png(size: int = COVER_SIZE) -> bytes:
         + _chunk(b"IDAT", zlib.compress(rows, 9))
         + _chunk(b"IEND", b"")
     )
+
+
+MAX_IMAGE_BYTES = 2_000_000
+"""Cover art given as a file is embedded in every episode: kept small (Apple asks for ≤ 512 KB)."""
+
+
+def local_image(path: Path) -> tuple[bytes, str]:
+    """A cover given as a file: its bytes and the file extension it is published under.
+
+    Raises ``UsageError`` when it is missing, too big, or not a PNG or JPEG image.
+    """
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise UsageError(f"--image {path} is not a file: give a PNG or JPEG file or a URL.")
+        if size > MAX_IMAGE_BYTES:
+            raise UsageError(
+                f"--image {path} is {size:,} bytes: cover art is embedded in every episode, so "
+                f"it may be at most {MAX_IMAGE_BYTES:,} (save it as a JPEG)."
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(
+            f"--image {path}: no such file (give a PNG or JPEG file or a URL)."
+        ) from None
+    except OSError as error:
+        raise UsageError(f"--image {path} cannot be read: {error.strerror or error}.") from None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return data, "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return data, "jpg"
+    raise UsageError(f"--image {path} is not a PNG or JPEG image.")

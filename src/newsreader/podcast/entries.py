@@ -80,6 +80,10 @@ class SourceFeed:
     """What was wrong with the feed as a whole (malformed XML, duplicate ids), for the summary."""
 
 
+_ARTICLE_CAP = " limit for one article."
+_FEED_CAP = " limit for a feed (raise it with --max-feed-bytes)."
+
+
 # ── reading the feed ──────────────────────────────────────────────────────────────────────────
 
 
@@ -95,7 +99,13 @@ def read_feed(
     Raises ``SourceError`` when it cannot be read or holds no RSS or Atom feed at all.
     """
     if "://" in source:
-        fetched = fetch(source, timeout=timeout, max_bytes=max_bytes, guard=guard)
+        try:
+            fetched = fetch(source, timeout=timeout, max_bytes=max_bytes, guard=guard)
+        except SourceError as error:
+            # fetch words its size cap for an article page; this is the feed's own cap.
+            if error.message.endswith(_ARTICLE_CAP):
+                raise SourceError(error.message.removesuffix(_ARTICLE_CAP) + _FEED_CAP) from None
+            raise
         return parse_feed(fetched.content, source=source, url=fetched.url, charset=fetched.charset)
     path = Path(source)
     try:
@@ -103,7 +113,9 @@ def read_feed(
         if not path.is_file():
             raise SourceError(f"{source} is not a file: give a feed's URL or file.")
         if size > max_bytes:
-            raise SourceError(f"{source} is {size:,} bytes, over the {max_bytes:,}-byte limit.")
+            raise SourceError(
+                f"{source} is {size:,} bytes, over the {max_bytes:,}-byte" + _FEED_CAP
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{source}: no such file (give a feed's URL or file).") from None
@@ -199,12 +211,10 @@ def _plain(fragment: str) -> str:
     """Text of an HTML fragment (feed summaries are often HTML)."""
     if "<" not in fragment and "&" not in fragment:
         return fragment
-    import lxml.html
-    from lxml import etree
+    from newsreader.text.htmltree import parse_fragment
 
-    try:
-        element = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except (etree.ParserError, ValueError):
+    element = parse_fragment(fragment)  # every element, however deep
+    if element is None:
         return html.unescape(fragment)
     return str(element.text_content())
 
@@ -299,12 +309,10 @@ _BLOCKS = {"p", "div", "br", "li", "section", "blockquote", "h1", "h2", "h3", "h
 
 def _lines(fragment: str) -> str:
     """An HTML fragment as text, one line per block element."""
-    import lxml.html
-    from lxml import etree
+    from newsreader.text.htmltree import parse_fragment
 
-    try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except (etree.ParserError, ValueError):
+    root = parse_fragment(fragment)  # every element, however deep
+    if root is None:
         return html.unescape(fragment)
     for element in root.iter():
         if isinstance(element.tag, str) and element.tag.lower() in _BLOCKS:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from newsreader import pipeline
 from newsreader.audio.atomic import atomic_write
+from newsreader.audio.subtitles import write_subtitles
+from newsreader.audio.tags import Tags, write_mp3
 from newsreader.config import Settings
 from newsreader.models import (
     FRAME_BYTES,
@@ -105,12 +107,18 @@ async def render_episode(
     folder: Path,
     slug: str,
     revision: int,
+    tags: Tags,
 ) -> EpisodeFiles:
-    """Synthesize ``script`` and write its three files (each atomically) into ``folder``."""
+    """Synthesize ``script`` and write its three files (each atomically) into ``folder``.
+
+    ``tags`` are the podcast's (artist and album the show, the episode's date, the cover), not
+    the article's site as for ``newsreader read``.
+    """
     rendered = await pipeline.render(script, settings, choice=choice)
     audio, transcript, chapters = file_names(slug, revision)
     atomic_write(folder / chapters, chapters_document(rendered.reading))
-    pipeline.write_outputs(rendered, script.article, script, folder / audio, folder / transcript)
+    write_mp3(folder / audio, rendered.reading, tags)
+    write_subtitles(folder / transcript, rendered.reading.cues)
     frames = len(rendered.reading.mp3) // FRAME_BYTES
     return EpisodeFiles(
         audio=audio,
@@ -132,8 +140,15 @@ def _spoken_date(when: datetime) -> str:
     return f"{when.year}年{when.month}月{when.day}日"
 
 
-def digest_title(show: str, when: datetime) -> str:
-    return f"{show} {_spoken_date(when)}新闻摘要"
+def digest_title(show: str, when: datetime, number: int = 1) -> str:
+    """``<show> 2024年7月2日新闻摘要``; a day's second digest is ``…新闻摘要（第2期）``."""
+    title = f"{show} {_spoken_date(when)}新闻摘要"
+    return title if number <= 1 else f"{title}（第{number}期）"
+
+
+def update_note(when: datetime) -> str:
+    """The first line of a re-made episode's description (``when`` in Beijing time)."""
+    return f"（本集音频已于{_spoken_date(when)} {when:%H:%M}更新。）"
 
 
 def digest_script(

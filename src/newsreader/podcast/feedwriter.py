@@ -2,8 +2,10 @@
 
 feedgen builds the RSS core (channel, items, enclosures, guids, dates); one small feedgen
 extension adds the ``itunes:`` and ``podcast:`` elements. feedgen's own itunes extension is not
-used: it allows neither a fractional ``itunes:duration`` (ours is exact to the millisecond) nor
-the current ``true``/``false`` values of ``itunes:explicit``.
+used: it does not allow the current ``true``/``false`` values of ``itunes:explicit``.
+
+``itunes:duration`` is whole seconds (rounded), the form Apple documents; the exact duration, to
+the millisecond, is the end of the last chapter in the episode's chapters file.
 
 Public API (the web service reuses it): ``Channel``, ``Episode``, ``render_feed``, ``write_feed``,
 ``podcast_guid``, ``format_duration``.
@@ -49,6 +51,14 @@ class Channel:
     category: str = "News"
     subcategory: str | None = "Daily News"
     explicit: bool = False
+    owner_email: str | None = None
+    """``itunes:owner`` (with ``author`` as the name): where directories write to the owner."""
+    locked: bool = False
+    """``podcast:locked``: ``yes`` asks other platforms not to import the feed (needs an owner)."""
+
+    def __post_init__(self) -> None:
+        if self.locked and not self.owner_email:
+            raise ValueError("a locked feed needs an owner e-mail address")
 
     @property
     def guid(self) -> str:
@@ -85,11 +95,10 @@ def podcast_guid(feed_url: str) -> str:
 
 
 def format_duration(duration_ms: int) -> str:
-    """Seconds with milliseconds: ``83.472`` (exact for 24 ms frames; ``itunes:duration``)."""
+    """``itunes:duration``: whole seconds, rounded half up (``83472`` ms → ``83``)."""
     if duration_ms < 0:
         raise ValueError(f"a duration cannot be negative: {duration_ms} ms")
-    seconds, millis = divmod(duration_ms, 1000)
-    return f"{seconds}.{millis:03d}" if millis else str(seconds)
+    return str((duration_ms + 500) // 1000)
 
 
 def _aware(when: datetime) -> datetime:
@@ -128,7 +137,16 @@ class _ChannelTags:
             _sub(category, ITUNES_NS, "category", text=channel.subcategory)
         _sub(element, ITUNES_NS, "explicit", "true" if channel.explicit else "false")
         _sub(element, ITUNES_NS, "type", "episodic")
+        if channel.owner_email:
+            owner = _sub(element, ITUNES_NS, "owner")
+            _sub(owner, ITUNES_NS, "name", channel.author)
+            _sub(owner, ITUNES_NS, "email", channel.owner_email)
         _sub(element, PODCAST_NS, "guid", channel.guid)
+        locked = "yes" if channel.locked else "no"
+        if channel.owner_email:
+            _sub(element, PODCAST_NS, "locked", locked, owner=channel.owner_email)
+        else:
+            _sub(element, PODCAST_NS, "locked", locked)
         return rss
 
     def extend_atom(self, feed: Any) -> Any:  # pragma: no cover - RSS only
@@ -223,6 +241,18 @@ def write_feed(
     path: Path,
     *,
     built: datetime | None = None,
-) -> None:
-    """Write the feed atomically: ``path`` holds the old feed or the new one, never a part."""
-    atomic_write(path, render_feed(channel, episodes, built=built))
+) -> bool:
+    """Write the feed atomically: ``path`` holds the old feed or the new one, never a part.
+
+    A feed that would come out byte for byte the same is not written at all, so that its
+    modification time (``Last-Modified``, and so podcast apps' conditional GETs) only moves
+    when the feed changed. Returns whether the file was written.
+    """
+    data = render_feed(channel, episodes, built=built)
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except OSError:  # missing or unreadable: write it (and report a real failure from there)
+        pass
+    atomic_write(path, data)
+    return True

@@ -1,14 +1,17 @@
-"""The feed's state: one SQLite file in the output folder, the single source of truth.
+"""The feed's state: one SQLite file beside the output folder, the single source of truth.
 
 feed.xml is always written from it, and a row is written only after the files it names are
 complete (one transaction per episode), so after a crash the state never names a missing or
-partial file. Two tables:
+partial file. Three tables:
 
 - ``episodes``: one row per published episode (its guid, slug, revision, files, exact size and
   duration, and the text of its feed item);
 - ``entries``: one row per source entry (its id in the source feed and the hash of its text),
   pointing at the episode that reads it. An entry whose episode ``--keep`` removed stays as
-  ``retired`` so that it is not made again.
+  ``retired`` so that it is not made again;
+- ``expiring``: files feed.xml no longer names (a replaced revision, an episode ``--keep``
+  removed), with when they left it: they stay published for a grace period, for podcast apps
+  still holding an older feed.xml, and a later run deletes them once it has passed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ CREATE TABLE IF NOT EXISTS entries (
     updated TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_episode ON entries (episode);
+CREATE TABLE IF NOT EXISTS expiring (
+    name TEXT PRIMARY KEY,
+    since TEXT NOT NULL
+);
 """
 
 
@@ -178,6 +185,11 @@ class FeedState:
             return None
         return StoredEntry(row[0], row[1], row[2], row[3] == "retired")
 
+    def expiring(self) -> dict[str, datetime]:
+        """Files kept past their episode, with when each left feed.xml."""
+        rows = self._db.execute("SELECT name, since FROM expiring").fetchall()
+        return {str(name): datetime.fromisoformat(str(since)) for name, since in rows}
+
     def slug_owner(self, slug: str) -> str | None:
         row = self._db.execute("SELECT guid FROM episodes WHERE slug = ?", (slug,)).fetchone()
         return None if row is None else str(row[0])
@@ -185,9 +197,17 @@ class FeedState:
     # ── writing: each call is one transaction ──────────────────────────────────────────────
 
     def save_episode(
-        self, episode: StoredEpisode, entries: Iterable[tuple[str, str]], *, now: datetime
+        self,
+        episode: StoredEpisode,
+        entries: Iterable[tuple[str, str]],
+        *,
+        now: datetime,
+        replaced: Sequence[str] = (),
     ) -> None:
-        """Insert or replace the episode and point its entries ``(key, content_hash)`` at it."""
+        """Insert or replace the episode and point its entries ``(key, content_hash)`` at it.
+
+        ``replaced`` names the files of the revision it replaces: from ``now`` on, expiring.
+        """
         values = (
             episode.guid,
             episode.slug,
@@ -218,6 +238,11 @@ class FeedState:
                 "status = 'live', updated = excluded.updated",
                 [(key, digest, episode.guid, now.isoformat()) for key, digest in entries],
             )
+            _expire(db, replaced, now)
+            # A name used again (an episode made anew after its files were lost) is not expiring.
+            db.executemany(
+                "DELETE FROM expiring WHERE name = ?", [(name,) for name in episode.files]
+            )
 
     def forget(self, guids: Sequence[str]) -> None:
         """Drop episodes and their entries, so that those entries count as new again."""
@@ -227,15 +252,35 @@ class FeedState:
                 db.execute("DELETE FROM episodes WHERE guid = ?", (guid,))
 
     def retire(self, guids: Sequence[str], *, now: datetime) -> None:
-        """Drop episodes, remembering their entries as retired (never made again)."""
+        """Drop episodes, remembering their entries as retired (never made again).
+
+        Their files are expiring from ``now`` on.
+        """
         with self._transaction() as db:
             for guid in guids:
+                row = db.execute(
+                    "SELECT audio, transcript, chapters FROM episodes WHERE guid = ?", (guid,)
+                ).fetchone()
+                if row is not None:
+                    _expire(db, [str(name) for name in row], now)
                 db.execute(
                     "UPDATE entries SET status = 'retired', episode = NULL, updated = ? "
                     "WHERE episode = ?",
                     (now.isoformat(), guid),
                 )
                 db.execute("DELETE FROM episodes WHERE guid = ?", (guid,))
+
+    def forget_expiring(self, names: Sequence[str]) -> None:
+        """Stop tracking files that were deleted (or are named by an episode again)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM expiring WHERE name = ?", [(name,) for name in names])
+
+
+def _expire(db: sqlite3.Connection, names: Sequence[str], since: datetime) -> None:
+    db.executemany(
+        "INSERT INTO expiring (name, since) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        [(name, _utc(since)) for name in names],
+    )
 
 
 def _utc(when: datetime) -> str:

@@ -1,34 +1,41 @@
 """One incremental, crash-safe run: source feed in, episodes and feed.xml out.
 
-1. lock the output folder (one run at a time) and open its state;
+1. lock the feed's state folder (one run at a time; ``location.py``), move a state left in the
+   output folder by an older version out of it, and open the state;
 2. read the source feed (nothing is touched if that fails);
 3. reconcile: delete stray temporary files, forget episodes whose files are gone, write
-   feed.xml from the state, then delete files the state does not name (leftovers of a crash);
+   feed.xml from the state, then delete files the state does not name (leftovers of a crash)
+   and expired files (below);
 4. read each selected entry's article and hash its text: new or changed entries are the work;
 5. per episode: synthesize, write MP3 + VTT + chapters (each atomically), record the episode in
-   one transaction, rewrite feed.xml, then delete the files of the revision it replaced;
-6. ``--keep N``: drop the older episodes from the state, rewrite feed.xml, delete their files.
+   one transaction (the files of the revision it replaces now expiring), rewrite feed.xml;
+6. ``--keep N``: drop the older episodes from the state (their files expiring), rewrite feed.xml.
+
+Files feed.xml stopped naming stay published for ``--grace`` (a day by default): podcast apps
+holding the previous feed.xml still point at them. The state records when each left the feed,
+and the first run after the grace period deletes them.
 
 At every moment feed.xml names only complete files with their exact sizes: files are finished
 before the state names them, feed.xml is written (atomically) only from the state, and a file is
 deleted only after feed.xml stopped naming it. A run killed at any point leaves work that the
-next run finishes without duplicates: episode guids and slugs are deterministic.
+next run finishes without duplicates: episode guids and slugs are deterministic. feed.xml is
+rewritten only when its bytes change, so an unchanged feed keeps its modification time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from newsreader import pipeline
 from newsreader.audio.atomic import atomic_write
+from newsreader.audio.tags import Tags
 from newsreader.config import Settings
 from newsreader.errors import (
     ExtractionError,
@@ -38,7 +45,7 @@ from newsreader.errors import (
     UsageError,
 )
 from newsreader.models import Article, Script
-from newsreader.podcast.cover import cover_png
+from newsreader.podcast.cover import cover_png, local_image
 from newsreader.podcast.entries import (
     CHINA_TIME,
     SkippedEntry,
@@ -57,8 +64,16 @@ from newsreader.podcast.episodes import (
     digest_title,
     episode_guid,
     render_episode,
+    update_note,
 )
 from newsreader.podcast.feedwriter import Channel, Episode, write_feed
+from newsreader.podcast.location import (
+    StateLocation,
+    locked,
+    make_state_folder,
+    migrate_legacy_state,
+    state_location,
+)
 from newsreader.podcast.state import FeedState, StoredEpisode
 from newsreader.sources.fetch import UrlGuard
 from newsreader.synth.select import EngineChoice, choose_engine
@@ -66,8 +81,10 @@ from newsreader.synth.select import EngineChoice, choose_engine
 FEED_FILE = "feed.xml"
 EPISODES_DIR = "episodes"
 COVER_FILE = "cover.png"
-STATE_FILE = ".newsreader-feed.sqlite3"
-LOCK_FILE = ".newsreader-feed.lock"
+DEFAULT_GRACE = timedelta(days=1)
+DEFAULT_MAX_FEED_BYTES = 10_000_000
+"""Source feeds carry whole articles (``content:encoded``): 10 MB is a few hundred of them."""
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 # atomic_write's temporary names: ".<name>.<8 hex>.tmp"
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
@@ -93,10 +110,17 @@ class FeedRequest:
     digest: bool = False
     keep: int | None = None
     """Keep the newest N episodes; older ones leave the feed and their files are deleted."""
+    state: Path | None = None
+    """The state folder; by default ``<out>.newsreader-state`` beside the output folder."""
+    grace: timedelta = DEFAULT_GRACE
+    """How long files feed.xml stopped naming stay published before a run deletes them."""
+    owner_email: str | None = None
+    locked: bool = False
+    max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
 
     def __post_init__(self) -> None:
         _check_http("--base-url", self.base_url)
-        if self.image is not None:
+        if self.image is not None and "://" in self.image:
             _check_http("--image", self.image)
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit {self.limit} must be 1 or more.")
@@ -104,6 +128,26 @@ class FeedRequest:
             raise UsageError(f"--keep {self.keep} must be 1 or more.")
         if self.since is not None and self.since.tzinfo is None:
             raise ValueError("since must carry a time zone")
+        if self.grace < timedelta(0):
+            raise UsageError("--grace cannot be negative.")
+        if self.owner_email is not None and not _EMAIL.fullmatch(self.owner_email):
+            raise UsageError(
+                f"--owner-email {self.owner_email!r} is not an e-mail address (name@example.cn)."
+            )
+        if self.locked and self.owner_email is None:
+            raise UsageError("--locked needs --owner-email: the owner who may move the feed.")
+        if self.max_feed_bytes < 1:
+            raise UsageError(f"--max-feed-bytes {self.max_feed_bytes} must be 1 or more.")
+        state_location(self.out, self.state)  # refuses a state folder inside --out
+
+    @property
+    def location(self) -> StateLocation:
+        return state_location(self.out, self.state)
+
+    @property
+    def local_image(self) -> Path | None:
+        """``--image`` when it names a file rather than a URL."""
+        return None if self.image is None or "://" in self.image else Path(self.image)
 
     @property
     def base(self) -> str:
@@ -142,6 +186,8 @@ class FeedReport:
     repaired: list[str] = field(default_factory=list)
     """What reconciling found after an interrupted run."""
     warnings: list[str] = field(default_factory=list)
+    written: bool = False
+    """Whether feed.xml changed (it is left untouched when its bytes would be the same)."""
     episodes: int = 0
     engine: str | None = None
     requests: int = 0
@@ -157,51 +203,104 @@ async def update_feed(
     *,
     guard: UrlGuard | None = None,
     notify: Notify | None = None,
+    announce: Notify | None = None,
 ) -> FeedReport:
-    """Bring ``request.out`` up to date with the source feed; see the module's docstring."""
+    """Bring ``request.out`` up to date with the source feed; see the module's docstring.
+
+    ``notify`` hears progress; ``announce`` hears what the user must know even when quiet (the
+    state was moved out of the output folder).
+    """
     out = request.out
+    location = request.location
+    cover, cover_name = _cover(request)  # a bad --image file is refused before anything else
     folder = out / EPISODES_DIR
     _make_folders(out, folder)
-    with _locked(out / LOCK_FILE), FeedState(out / STATE_FILE) as state:
-        _check_mode(state, "digest" if request.digest else "article")
-        source = await asyncio.to_thread(
-            read_feed,
-            request.source,
-            timeout=settings.fetch_timeout,
-            max_bytes=settings.max_input_bytes,
-            guard=guard,
-        )
-        report = FeedReport(
-            feed=out / FEED_FILE, problems=list(source.problems), skipped=list(source.skipped)
-        )
-        if request.image is None and not (out / COVER_FILE).is_file():
-            atomic_write(out / COVER_FILE, cover_png())
-        channel = make_channel(request, source, settings)
-        run = _Run(request, settings, state, channel, report, guard, notify or (lambda _: None))
-        run.reconcile()
-        entries = select_entries(source.entries, since=request.since, limit=request.limit)
-        if request.digest:
-            await run.digest(entries, source)
-        else:
-            await run.articles(entries)
-        if request.keep is not None:
-            run.prune(request.keep)
-        run.publish()
-        report.episodes = len(state.episodes())
+    make_state_folder(location)
+    with locked(location.lock, out):
+        note = migrate_legacy_state(location)
+        if note is not None:
+            (announce or notify or (lambda _: None))(note)
+        if not location.database.exists() and (out / FEED_FILE).exists():
+            raise UsageError(
+                f"{out} already holds a feed.xml, but its state is not in {location.folder}: "
+                "give the --state folder that belongs to it (or delete feed.xml and episodes/ "
+                "to start the feed anew)."
+            )
+        with FeedState(location.database) as state:
+            _check_mode(state, "digest" if request.digest else "article", out)
+            source = await asyncio.to_thread(
+                read_feed,
+                request.source,
+                timeout=settings.fetch_timeout,
+                max_bytes=request.max_feed_bytes,
+                guard=guard,
+            )
+            report = FeedReport(
+                feed=out / FEED_FILE, problems=list(source.problems), skipped=list(source.skipped)
+            )
+            if request.image is None and not (out / COVER_FILE).is_file():
+                atomic_write(out / COVER_FILE, cover_png())
+            if cover_name is not None and cover is not None:
+                _write_if_changed(out / cover_name, cover)
+            if request.image is None:
+                cover = (out / COVER_FILE).read_bytes()
+            channel = make_channel(request, source, settings, cover_name=cover_name)
+            run = _Run(request, settings, state, channel, report, guard, notify, cover)
+            run.reconcile()
+            entries = select_entries(source.entries, since=request.since, limit=request.limit)
+            if request.digest:
+                await run.digest(entries, source)
+            else:
+                await run.articles(entries)
+            if request.keep is not None:
+                run.prune(request.keep)
+            run.publish()
+            run.sweep()
+            report.episodes = len(state.episodes())
     return report
 
 
-def make_channel(request: FeedRequest, source: SourceFeed, settings: Settings) -> Channel:
+def _cover(request: FeedRequest) -> tuple[bytes | None, str | None]:
+    """A local ``--image``: its bytes and the name it is published under in the output folder."""
+    path = request.local_image
+    if path is None:
+        return None, None
+    data, extension = local_image(path)
+    return data, f"cover.{extension}"
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
+            return
+    atomic_write(path, data)
+
+
+def make_channel(
+    request: FeedRequest,
+    source: SourceFeed,
+    settings: Settings,
+    *,
+    cover_name: str | None = None,
+) -> Channel:
     title = request.title or source.title or "newsreader"
     link = source.link if source.link and source.link.startswith(("http://", "https://")) else None
+    if request.image is None:
+        image = request.base + COVER_FILE
+    elif cover_name is not None:
+        image = request.base + cover_name
+    else:
+        image = request.image
     return Channel(
         title=title,
         link=link or request.base,
         description=source.description or f"{title}：新闻朗读。",
         feed_url=request.base + FEED_FILE,
         author=request.author or source.author or source.title or title,
-        image_url=request.image or request.base + COVER_FILE,
+        image_url=image,
         language=settings.locale.lower(),
+        owner_email=request.owner_email,
+        locked=request.locked,
     )
 
 
@@ -243,7 +342,8 @@ class _Run:
         channel: Channel,
         report: FeedReport,
         guard: UrlGuard | None,
-        notify: Notify,
+        notify: Notify | None,
+        cover: bytes | None,
     ) -> None:
         self.request = request
         self.settings = settings
@@ -251,7 +351,9 @@ class _Run:
         self.channel = channel
         self.report = report
         self.guard = guard
-        self.notify = notify
+        self.notify: Notify = notify or (lambda _: None)
+        self.cover = cover
+        """Embedded in every episode's MP3 (none for a remote --image: it is not fetched)."""
         self.out = request.out
         self.folder = request.out / EPISODES_DIR
         self.now = datetime.now(UTC)
@@ -280,12 +382,36 @@ class _Run:
     def publish(self) -> None:
         stored = self.state.episodes()
         built = max((s.updated for s in stored), default=None)
-        write_feed(self.channel, self.episode_items(), self.out / FEED_FILE, built=built)
+        path = self.out / FEED_FILE
+        if write_feed(self.channel, self.episode_items(), path, built=built):
+            self.report.written = True
 
-    def _delete(self, names: Sequence[str]) -> None:
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                (self.folder / name).unlink()
+    def sweep(self) -> None:
+        """Delete the files that left feed.xml more than ``--grace`` ago (then forget them)."""
+        now = datetime.now(UTC)
+        named = {name for stored in self.state.episodes() for name in stored.files}
+        done: list[str] = []
+        for name, since in self.state.expiring().items():
+            if name in named:  # named by an episode again: not expiring any more
+                done.append(name)
+            elif since + self.request.grace <= now:
+                (self.folder / name).unlink(missing_ok=True)
+                done.append(name)
+        if done:  # deleted first, forgotten after: a crash in between deletes nothing twice
+            self.state.forget_expiring(done)
+
+    def tags(self, title: str, published: datetime, link: str | None) -> Tags:
+        """An episode's ID3 tags: the podcast as artist and album, the episode's own date."""
+        return Tags(
+            title=title,
+            artist=self.channel.author,
+            album=self.channel.title,
+            date=published.astimezone(CHINA_TIME).replace(tzinfo=None),
+            url=link,
+            comment="Read aloud by newsreader",
+            genre="Podcast",
+            cover=self.cover,
+        )
 
     # ── 3. reconcile ──────────────────────────────────────────────────────────────────────────
 
@@ -303,6 +429,7 @@ class _Run:
                 )
         self.publish()
         named = {name for stored in self.state.episodes() for name in stored.files}
+        named |= set(self.state.expiring())
         leftovers = [p for p in self.folder.iterdir() if p.is_file() and p.name not in named]
         for path in leftovers:
             path.unlink(missing_ok=True)
@@ -310,6 +437,7 @@ class _Run:
             self.report.repaired.append(
                 f"deleted {len(leftovers)} file(s) an interrupted run left in {self.folder}"
             )
+        self.sweep()
 
     def _complete(self, stored: StoredEpisode) -> bool:
         try:
@@ -400,17 +528,22 @@ class _Run:
             current = w.current
             slug = current.slug if current else self._new_slug(title, w.published, w.guid)
             revision = current.revision + 1 if current else 1
-            files = await self._render(script, slug, revision, w.entry.label)
+            link = w.entry.link or (w.article.source or None)
+            tags = self.tags(title, w.published, link)
+            files = await self._render(script, slug, revision, w.entry.label, tags)
             if files is None:
                 continue
+            description = description_for(w.entry, w.article)
+            if current is not None:  # same guid, new audio: say so where listeners look
+                description = f"{update_note(self.now.astimezone(CHINA_TIME))}\n{description}"
             stored = StoredEpisode(
                 guid=w.guid,
                 slug=slug,
                 kind="article",
                 revision=revision,
                 title=title,
-                description=description_for(w.entry, w.article),
-                link=w.entry.link or (w.article.source or None),
+                description=description,
+                link=link,
                 published=w.published,
                 audio=files.audio,
                 audio_bytes=files.audio_bytes,
@@ -424,11 +557,13 @@ class _Run:
             self._record(stored, [(w.entry.key, w.digest)], current, files)
 
     async def _render(
-        self, script: Script, slug: str, revision: int, label: str
+        self, script: Script, slug: str, revision: int, label: str, tags: Tags
     ) -> EpisodeFiles | None:
         choice = await self._engine()
         try:
-            files = await render_episode(script, self.settings, choice, self.folder, slug, revision)
+            files = await render_episode(
+                script, self.settings, choice, self.folder, slug, revision, tags
+            )
         except SegmentsFailed as error:
             self.report.failed.append(FailedEntry(label, error.message, error.exit_code))
             return None
@@ -444,11 +579,12 @@ class _Run:
         current: StoredEpisode | None,
         files: EpisodeFiles,
     ) -> None:
-        """Commit the episode, publish it, then delete what it replaced (in that order)."""
-        self.state.save_episode(stored, entries, now=stored.updated)
+        """Commit the episode (what it replaced now expiring), publish it, sweep (in that order)."""
+        replaced = [n for n in current.files if n not in files.names] if current else []
+        self.state.save_episode(stored, entries, now=stored.updated, replaced=replaced)
         self.publish()
+        self.sweep()
         if current is not None:
-            self._delete([name for name in current.files if name not in files.names])
             self.report.updated.append(stored.title)
         else:
             self.report.made.append(stored.title)
@@ -472,7 +608,10 @@ class _Run:
             return
         now = self.now
         local = now.astimezone(CHINA_TIME)
-        title = digest_title(self.channel.title, local)
+        pairs = [(w.entry.key, w.digest) for w in work]
+        guid = digest_guid(source.source, pairs)
+        current = self.state.episode(guid)
+        title = current.title if current else self._digest_title(local)
         try:
             script = digest_script(
                 [w.article for w in work],
@@ -485,12 +624,10 @@ class _Run:
         except ExtractionError as error:  # pragma: no cover - each article was readable
             self.report.skipped.append(SkippedEntry(title, error.message))
             return
-        pairs = [(w.entry.key, w.digest) for w in work]
-        guid = digest_guid(source.source, pairs)
-        current = self.state.episode(guid)
         slug = current.slug if current else self._new_slug("digest", now, guid)
         revision = current.revision + 1 if current else 1
-        files = await self._render(script, slug, revision, title)
+        tags = self.tags(title, now, self.channel.link)
+        files = await self._render(script, slug, revision, title, tags)
         if files is None:
             return
         headlines = "\n".join(
@@ -516,6 +653,14 @@ class _Run:
         )
         self._record(stored, pairs, current, files)
 
+    def _digest_title(self, local: datetime) -> str:
+        """The day's digest title; a second digest that day is numbered (第2期, …)."""
+        taken = {stored.title for stored in self.state.episodes()}
+        number = 1
+        while (title := digest_title(self.channel.title, local, number)) in taken:
+            number += 1
+        return title
+
     # ── 6. --keep ────────────────────────────────────────────────────────────────────────────
 
     def prune(self, keep: int) -> None:
@@ -524,9 +669,8 @@ class _Run:
             return
         self.state.retire([stored.guid for stored in old], now=datetime.now(UTC))
         self.publish()
-        for stored in old:
-            self._delete(stored.files)
-            self.report.removed.append(stored.title)
+        self.sweep()
+        self.report.removed.extend(stored.title for stored in old)
 
 
 # ── the output folder ─────────────────────────────────────────────────────────────────────────
@@ -541,34 +685,11 @@ def _make_folders(out: Path, folder: Path) -> None:
         raise OutputError(f"cannot create {folder}: {error.strerror or error}.") from None
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One run per output folder: a second one stops at once instead of racing the first."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputError(
-                f"another `newsreader feed` run is updating {path.parent}: wait for it to finish."
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock (so does the process dying)
-
-
-def _check_mode(state: FeedState, mode: str) -> None:
+def _check_mode(state: FeedState, mode: str, out: Path) -> None:
     stored = state.meta("mode")
     if stored is not None and stored != mode and state.episodes():
         other = "--digest" if stored == "digest" else "one episode per article"
-        raise UsageError(
-            f"{state.path.parent} holds a feed made with {other}: use another --out folder."
-        )
+        raise UsageError(f"{out} holds a feed made with {other}: use another --out folder.")
     if stored != mode:
         state.set_meta("mode", mode)
 
