@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lxml.html  # lxml ships no type information
 from lxml import etree
 
 from newsreader.text.clean import is_credit
+from newsreader.text.htmltree import parse_document
 
 __all__ = ["Line", "line_value", "main_content", "page_lines", "parse_page", "prune", "story"]
 
@@ -135,16 +136,9 @@ class Line:
 
 
 def parse_page(html: str) -> lxml.html.HtmlElement | None:
-    """Parse a page as a browser would read it, or None when it cannot be parsed."""
-    # lxml refuses a str that still carries an XML encoding declaration, and stops reading at an
-    # early </html> or </body> that browsers ignore (pages are glued together from templates)
-    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
-    html = re.sub(r"</(?:body|html)\s*>", "", html, flags=re.IGNORECASE)
-    try:
-        tree = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return None
-    return tree if isinstance(tree, lxml.html.HtmlElement) else None
+    """Parse a page as a browser would read it, or None when it cannot be parsed (every element,
+    however deep: see ``newsreader.text.htmltree``)."""
+    return parse_document(html)
 
 
 def prune(tree: lxml.html.HtmlElement) -> None:
@@ -242,7 +236,7 @@ class _Flags:
 def page_lines(root: lxml.html.HtmlElement) -> list[Line]:
     """The text under ``root`` as lines, in reading order (prune the tree first)."""
     walker = _Walker()
-    _walk(root, walker, root, link=False, bold=False, flags=_Flags())
+    _walk(root, walker)
     walker.flush()
     per_block: dict[lxml.html.HtmlElement, int] = {}
     for line in walker.lines:
@@ -260,24 +254,53 @@ def _is_photo(image: lxml.html.HtmlElement) -> bool:
     return True
 
 
-def _walk(
-    element: lxml.html.HtmlElement,
-    walker: _Walker,
-    block: lxml.html.HtmlElement,
-    *,
-    link: bool,
-    bold: bool,
-    flags: _Flags,
-) -> None:
+@dataclass(frozen=True)
+class _Context:
+    """What an element passes on to its text, its children and their tails."""
+
+    block: lxml.html.HtmlElement
+    link: bool
+    bold: bool
+    flags: _Flags
+    is_block: bool = False
+    leaf: bool = False
+    """A ``<br>`` or an ``<img>``: nothing inside it is read."""
+
+
+def _walk(root: lxml.html.HtmlElement, walker: _Walker) -> None:
+    """Feed ``root``'s text to ``walker`` in document order: without recursion, since a page
+    can nest deeper than Python's recursion limit."""
+    contexts = [_Context(root, link=False, bold=False, flags=_Flags())]
+    walk = etree.iterwalk(root, events=("start", "end"))
+    for event, element in walk:
+        if event == "start":
+            context = _enter(element, walker, contexts[-1])
+            contexts.append(context)
+            if context.leaf:
+                walk.skip_subtree()
+            continue
+        context = contexts.pop()
+        if context.is_block:
+            walker.flush()
+        if len(contexts) > 1:  # the root's own tail is not its text
+            outer = contexts[-1]
+            walker.add(
+                element.tail or "", outer.block, link=outer.link, bold=outer.bold, flags=outer.flags
+            )
+
+
+def _enter(element: lxml.html.HtmlElement, walker: _Walker, outer: _Context) -> _Context:
+    """Start an element: its own text goes to the walker; returns what it passes on."""
     tag = element.tag.lower() if isinstance(element.tag, str) else ""
     if tag == "br":
         walker.flush()
-        return
+        return dataclasses.replace(outer, is_block=False, leaf=True)
     if tag == "img":
         if _is_photo(element):
             walker.flush()
             walker.image = True
-        return
+        return dataclasses.replace(outer, is_block=False, leaf=True)
+    block, flags = outer.block, outer.flags
     is_block = tag in _BLOCK_TAGS
     if is_block:
         walker.flush()
@@ -293,14 +316,10 @@ def _walk(
         )
     elif tag == "span" and _HEADING_CLASS.search(element.get("class") or ""):
         flags = dataclasses.replace(flags, heading=True)
-    link = link or tag == "a"
-    bold = bold or tag in _BOLD_TAGS or _bold_style(element)
+    link = outer.link or tag == "a"
+    bold = outer.bold or tag in _BOLD_TAGS or _bold_style(element)
     walker.add(element.text or "", block, link=link, bold=bold, flags=flags)
-    for child in element:
-        _walk(child, walker, block, link=link, bold=bold, flags=flags)
-        walker.add(child.tail or "", block, link=link, bold=bold, flags=flags)
-    if is_block:
-        walker.flush()
+    return _Context(block, link, bold, flags, is_block)
 
 
 def _bold_style(element: lxml.html.HtmlElement) -> bool:
@@ -336,7 +355,7 @@ def main_content(
 ) -> lxml.html.HtmlElement | None:
     """The element whose lines score highest (see the module docstring); None for a page without
     prose."""
-    return _best(_totals(lines, furniture))
+    return _best(_totals(lines, [line_value(line, furniture) for line in lines]))
 
 
 def story(lines: list[Line], furniture: Callable[[str], bool]) -> list[Line]:
@@ -345,22 +364,30 @@ def story(lines: list[Line], furniture: Callable[[str], bool]) -> list[Line]:
     inside it). A lone short line inside the story stays (it may be a plain subheading), and so
     does furniture: an editor's line or a 相关新闻 label says where the story ends, a 原标题
     line what its headline is. Empty for a page without prose."""
-    totals = _totals(lines, furniture)
+    values = [line_value(line, furniture) for line in lines]
+    totals = _totals(lines, values)
     root = _best(totals)
     if root is None:
         return []
-    inside = []
-    for line in lines:
-        path = list(_self_and_ancestors(line.container))
-        if root in path:
-            blocks = path[: path.index(root)]  # the line's blocks below the root
-            inside.append((line, min((totals.get(b, 0) for b in blocks), default=0)))
-    prose = [i for i, (line, _) in enumerate(inside) if line_value(line, furniture) > 0]
+    # the lowest total among each element's blocks below the root (itself included)
+    worst: dict[lxml.html.HtmlElement, int] = {}
+    for element in root.iterdescendants():
+        parent = element.getparent()
+        own = totals.get(element, 0)
+        worst[element] = own if parent is root else min(own, worst[parent])
+    inside = [
+        (line, value, 0 if line.container is root else worst[line.container])
+        for line, value in zip(lines, values, strict=True)
+        if line.container is root or line.container in worst
+    ]
+    prose = [i for i, (_, value, _) in enumerate(inside) if value > 0]
     first, last = (prose[0], prose[-1]) if prose else (0, -1)
     return [
         line
-        for i, (line, worst) in enumerate(inside)
-        if worst >= 0 or furniture(line.text) or (first <= i <= last and worst > -_LONE_SCRAP)
+        for i, (line, _, worst_total) in enumerate(inside)
+        if worst_total >= 0
+        or furniture(line.text)
+        or (first <= i <= last and worst_total > -_LONE_SCRAP)
     ]
 
 
@@ -368,16 +395,22 @@ _LONE_SCRAP = 3
 """A block inside the story scoring above minus this is a short line, not an advert."""
 
 
-def _totals(
-    lines: list[Line], furniture: Callable[[str], bool]
-) -> dict[lxml.html.HtmlElement, int]:
+def _totals(lines: list[Line], values: list[int]) -> dict[lxml.html.HtmlElement, int]:
+    """Every element's sum of the values of the lines under it (each line counts for its
+    container and all the container's ancestors), in one pass over the tree."""
     totals: dict[lxml.html.HtmlElement, int] = {}
-    for line in lines:
-        value = line_value(line, furniture)
-        if not value:
-            continue
-        for element in _self_and_ancestors(line.container):
-            totals[element] = totals.get(element, 0) + value
+    for line, value in zip(lines, values, strict=True):
+        if value:
+            totals[line.container] = totals.get(line.container, 0) + value
+    if not totals:
+        return totals
+    document = lines[0].container.getroottree().getroot()
+    # children before their parents: each element hands its sum up once
+    for element in reversed(list(document.iter())):
+        total = totals.get(element)
+        parent = element.getparent()
+        if total and parent is not None:
+            totals[parent] = totals.get(parent, 0) + total
     return totals
 
 
@@ -389,15 +422,10 @@ def _best(totals: dict[lxml.html.HtmlElement, int]) -> lxml.html.HtmlElement | N
         return None
     # the outermost of the elements that share the best score: same story, more of its context
     winners = [e for e, total in totals.items() if total == best]
-    return min(winners, key=_depth)
-
-
-def _self_and_ancestors(element: lxml.html.HtmlElement) -> Iterator[lxml.html.HtmlElement]:
-    node: lxml.html.HtmlElement | None = element
-    while node is not None:
-        yield node
-        node = node.getparent()
-
-
-def _depth(element: lxml.html.HtmlElement) -> int:
-    return sum(1 for _ in _self_and_ancestors(element))
+    if len(winners) == 1:
+        return winners[0]
+    depths: dict[lxml.html.HtmlElement, int] = {}
+    for element in winners[0].getroottree().getroot().iter():
+        parent = element.getparent()
+        depths[element] = depths[parent] + 1 if parent is not None else 1
+    return min(winners, key=depths.__getitem__)

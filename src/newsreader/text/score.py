@@ -50,10 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
-import lxml.html  # lxml ships no type information
 from lxml import etree
 
 from newsreader.models import Article
+from newsreader.text.htmltree import parse_document
 
 __all__ = [
     "DIGEST",
@@ -222,15 +222,12 @@ def page_text(html: str) -> str:
     """The text a browser shows for ``html``, one line per block, whitespace squeezed.
 
     Scripts, styles and the ``<head>`` (except its ``<title>``, which comes first) are left out.
-    This is the text gold anchors point into: it depends on nothing but the page.
+    This is the text gold anchors point into: it depends on nothing but the page. Every element
+    is read, however deep it is nested (``newsreader.text.htmltree``).
     """
-    html = re.sub(r"^\s*<\?xml[^>]*\?>", "", html)
-    # browsers ignore an early </body> or </html>; lxml would stop reading there
-    html = re.sub(r"</(?:body|html)\s*>", "", html, flags=re.IGNORECASE)
-    try:
-        root = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError) as error:
-        raise GoldError(f"the page cannot be parsed: {error}") from None
+    root = parse_document(html)
+    if root is None:
+        raise GoldError("the page cannot be parsed")
     pieces: list[str] = []
     head = root.find("head")
     if head is not None:
@@ -242,19 +239,28 @@ def page_text(html: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _walk(element: etree._Element, pieces: list[str]) -> None:
-    tag = element.tag if isinstance(element.tag, str) else ""
-    if not tag or tag.lower() in _HIDDEN_TAGS:
-        return  # comments, processing instructions, scripts
-    block = tag.lower() in _BLOCK_TAGS
-    if block:
-        pieces.append("\n")
-    pieces.append(element.text or "")
-    for child in element:
-        _walk(child, pieces)
-        pieces.append(child.tail or "")
-    if block:
-        pieces.append("\n")
+def _walk(root: etree._Element, pieces: list[str]) -> None:
+    """``root``'s text into ``pieces``, a line break around each block; without recursion, since
+    a page can nest deeper than Python's recursion limit."""
+    walk = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+    for event, element in walk:
+        if event in ("comment", "pi"):  # not read, but the text after one is
+            pieces.append(element.tail or "")
+            continue
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        hidden = not tag or tag in _HIDDEN_TAGS  # scripts, styles
+        if event == "start":
+            if hidden:
+                walk.skip_subtree()
+                continue
+            if tag in _BLOCK_TAGS:
+                pieces.append("\n")
+            pieces.append(element.text or "")
+            continue
+        if not hidden and tag in _BLOCK_TAGS:
+            pieces.append("\n")
+        if element is not root:
+            pieces.append(element.tail or "")
 
 
 # ── gold reading scripts ──────────────────────────────────────────────────────────────────────
