@@ -56,8 +56,12 @@ def load_article(
         stdin=stdin,
         guard=guard,
     )
+    # A source given to be read is read whole, even a single paragraph (see extract_text).
     return extract(
-        document.text, source=document.url or document.source, read_title=settings.read_title
+        document.text,
+        source=document.url or document.source,
+        read_title=settings.read_title,
+        read_whole=True,
     )
 
 

@@ -136,6 +136,7 @@ def test_a_short_article_is_still_an_article() -> None:
         "",
         "   \n\n  ",
         "首页| 国内| 国际| 财经| 体育\n\n责任编辑：张三\n\n关闭",
+        "只有标题没有正文",
     ],
 )
 def test_text_without_an_article_is_an_extraction_error(text: str) -> None:

@@ -73,15 +73,16 @@ class _Unit:
     """Nearly all link text: a pointer to another page, not part of the story."""
 
 
-def extract(text_or_html: str, *, source: str = "", read_title: bool = True) -> Article:
+def extract(
+    text_or_html: str, *, source: str = "", read_title: bool = True, read_whole: bool = False
+) -> Article:
     """Extract the article from an HTML page or from plain text, whichever the input is.
 
-    ``read_title`` matters only for plain text without a separate headline (see
-    ``extract_text``).
+    ``read_whole`` and ``read_title`` matter only for plain text (see ``extract_text``).
     """
     if looks_like_html(text_or_html):
         return _extract_html(text_or_html, url=source if _is_url(source) else "", source=source)
-    return extract_text(text_or_html, source=source, read_title=read_title)
+    return extract_text(text_or_html, source=source, read_title=read_title, read_whole=read_whole)
 
 
 def _is_url(source: str) -> bool:
@@ -91,17 +92,21 @@ def _is_url(source: str) -> bool:
 # ── plain text ────────────────────────────────────────────────────────────────────────────────
 
 
-def extract_text(text: str, *, source: str = "", read_title: bool = True) -> Article:
+def extract_text(
+    text: str, *, source: str = "", read_title: bool = True, read_whole: bool = False
+) -> Article:
     """Extract the article from plain text: a page as a reader copied it, or a clean article.
 
     The headline is the line before the date/source line when there is one, else the first line
     that is not page furniture; lines before it are the page's header (a site name among them
     becomes ``Article.site``).
 
-    Plain text is the user's own words, so a text with nothing after its first line (one
-    paragraph, or lines that are all headings) is read whole: its first sentence is the title.
-    With ``read_title`` that sentence is read as the headline and the rest as the body; without,
-    the body is the whole text, each word read once either way.
+    With ``read_whole`` (a text given to be read: the user's own words), a text with nothing
+    after its first line (one paragraph, or lines that are all headings) is read whole: its
+    first sentence is the title. With ``read_title`` that sentence is read as the headline and
+    the rest as the body; without, the body is the whole text, each word read once either way.
+    Without ``read_whole`` (text put together from a feed entry's title and content, say), such
+    a text has no article: ``ExtractionError``.
     """
     units = [part for u in _text_units(text) for part in _split_dateline(_repaired(u))]
     units = [u for u in units if _READABLE.search(u.text)]
@@ -123,6 +128,8 @@ def extract_text(text: str, *, source: str = "", read_title: bool = True) -> Art
             source=source,
         )
     except ExtractionError:
+        if not read_whole:
+            raise
         rest = [u for u in units[title_at + 1 :] if _is_title_candidate(u.text)]
         return _read_whole(
             [title, *rest], read_title=read_title, site=site, published=published, source=source
