@@ -119,7 +119,10 @@ def migrate_legacy_state(location: StateLocation) -> str | None:
         return None
     new = location.database
     # An older newsreader still running on this folder holds the old lock: wait for nothing.
-    with locked(location.out / LEGACY_LOCK_FILE, location.out):
+    # (No lock file, no older run: none is created in the published folder.)
+    legacy_lock = location.out / LEGACY_LOCK_FILE
+    guard = locked(legacy_lock, location.out) if legacy_lock.exists() else contextlib.nullcontext()
+    with guard:
         if new.exists():
             if _meta(new, _MIGRATED) is None:
                 raise UsageError(
