@@ -50,6 +50,7 @@ from newsreader.service.security import (
 )
 from newsreader.service.store import JobStore, Row
 from newsreader.service.stream import file_response, live_response
+from newsreader.sources.fetch import check_url
 
 _ID = re.compile(r"^[0-9a-f]{24}$")
 _STATIC = {
@@ -159,6 +160,10 @@ def _links(reading_id: str) -> Links:
 
 def _clean_url(url: str) -> str:
     """Strip spaces and the fragment (the same page read twice is one reading)."""
+    try:
+        check_url(url.strip())  # what the fetch could not parse is refused here, as a 400
+    except SourceError as error:
+        raise ApiError(400, "bad_url", error.message) from None
     parts = urlsplit(url.strip())
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query, ""))
 
@@ -169,7 +174,7 @@ class Service:
     def __init__(self, config: ServiceConfig, resolver: Resolver) -> None:
         self.config = config
         self.store = JobStore(config.database)
-        self.policy = AddressPolicy(config.allow_addresses, resolver)
+        self.policy = AddressPolicy(config.allow_addresses, resolver, config.fetch_deadline)
         self.readings = Readings(config, self.store, self.policy)
         self.rate = RateLimiter(config.rate_limit, config.rate_burst)
 
@@ -263,7 +268,8 @@ class Service:
         """Refuse at once what the worker's guard would refuse (the worker checks again)."""
         try:
             await asyncio.wait_for(
-                asyncio.to_thread(self.policy.check_url, url), self.config.resolve_timeout
+                self.readings.pools.run(self.readings.pools.resolve, self.policy.check_url, url),
+                self.config.resolve_timeout,
             )
         except TimeoutError:
             raise ApiError(
@@ -395,10 +401,10 @@ def _api(app: FastAPI, service: Service) -> None:
     )
     async def create_reading(body: ReadingIn, request: Request) -> Response:
         """Submit an article; the same content with the same settings is the same reading."""
+        service.authorize(request)  # before the limit: a refused request costs no quota
         service.limit(request)
-        service.authorize(request)
         job = await service.job_request(body)
-        row, created = readings.submit(job)
+        row, created = readings.submit(job, request.client.host if request.client else None)
         accepted = ReadingAccepted(id=row.id, status=row.status, links=_links(row.id))
         return JSONResponse(
             accepted.model_dump(),

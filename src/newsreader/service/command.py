@@ -66,6 +66,40 @@ from newsreader.errors import NewsreaderError
     type=click.IntRange(0),
     help="Readings a client may request per minute (0: no limit).",
 )
+@click.option(
+    "--jobs-per-client",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Readings one client may have made at once; its others wait their turn.",
+)
+@click.option(
+    "--max-connections",
+    default=512,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Open client connections at most (kept below the open-files limit).",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a client may take to send a request's head.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a client may take to send a request's body.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    "forwarded_allow_ips",
+    default="",
+    help="Comma-separated proxy addresses whose X-Forwarded-For is believed [default: none].",
+)
 def serve(
     host: str,
     port: int,
@@ -77,12 +111,18 @@ def serve(
     cache_dir: Path | None,
     voice_connections: int,
     rate_limit: int,
+    jobs_per_client: int,
+    max_connections: int,
+    header_timeout: float,
+    body_timeout: float,
+    forwarded_allow_ips: str,
 ) -> None:
     """Run the read-aloud service: page at /, widget at /widget.js, API docs at /docs."""
     import uvicorn
 
     from newsreader.service.app import create_app
     from newsreader.service.config import ServiceConfig, parse_networks
+    from newsreader.service.connections import ensure_descriptors, server_config
 
     try:
         config = ServiceConfig(
@@ -94,7 +134,15 @@ def serve(
             allow_addresses=parse_networks(allow_addresses),
             voice_connections=voice_connections,
             rate_limit=rate_limit,
+            jobs_per_client=jobs_per_client,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            forwarded_allow_ips=tuple(
+                p.strip() for p in forwarded_allow_ips.split(",") if p.strip()
+            ),
         )
+        ensure_descriptors(max_connections)
         app = create_app(config)
     except NewsreaderError as error:
         raise click.UsageError(error.message) from None
@@ -102,6 +150,4 @@ def serve(
         raise click.ClickException(f"cannot use --data {data_dir}: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     click.echo(f"newsreader: serving on http://{host}:{port}/ (data in {data_dir})", err=True)
-    # uvicorn trusts X-Forwarded-For/-Proto only from FORWARDED_ALLOW_IPS (default 127.0.0.1):
-    # behind a local reverse proxy, clients are then told apart for the rate limit.
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(server_config(app, config, host, port)).run()

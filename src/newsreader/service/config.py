@@ -74,6 +74,22 @@ class ServiceConfig:
     """POSTs per client per minute (a burst of ``rate_burst`` is allowed); 0 turns it off."""
     rate_burst: int = 10
     resolve_timeout: float = 5.0
+    jobs_per_client: int = 2
+    """Readings of one client made at the same time; its others wait their turn (in order)."""
+    fetch_workers: int = 8
+    """Threads that fetch and extract URL sources (their own pool: a slow site holds one)."""
+    work_workers: int = 2
+    """Threads that build scripts and write finished files (extraction of posted text too)."""
+    header_timeout: float = 10.0
+    """Seconds a connection may take to send a request's head (line and headers)."""
+    body_timeout: float = 30.0
+    """Seconds a request may take to send its body, after its head."""
+    keep_alive: float = 5.0
+    """Seconds an idle connection is kept open between requests."""
+    max_connections: int = 512
+    """Open client connections at most; past it the longest-waiting idle one is closed."""
+    forwarded_allow_ips: tuple[str, ...] = ()
+    """Proxies whose X-Forwarded-For/-Proto are believed (none: the peer address is the client)."""
     extra_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +101,26 @@ class ServiceConfig:
             raise UsageError("--max-jobs must be at least 1.")
         if self.rate_limit < 0 or self.rate_burst < 1:
             raise UsageError("--rate-limit must be 0 (off) or more, with a burst of at least 1.")
+        if self.jobs_per_client < 1 or self.fetch_workers < 1 or self.work_workers < 1:
+            raise UsageError("--jobs-per-client and the worker counts must be at least 1.")
+        if min(self.header_timeout, self.body_timeout, self.keep_alive, self.fetch_deadline) <= 0:
+            raise UsageError("--header-timeout, --body-timeout and deadlines must be positive.")
+        if self.max_connections < 1:
+            raise UsageError("--max-connections must be at least 1.")
+        for proxy in self.forwarded_allow_ips:
+            try:
+                if proxy != "*":
+                    ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise UsageError(
+                    f"--forwarded-allow-ips {proxy!r} is not an IP address or network "
+                    "(e.g. 127.0.0.1 or 10.0.0.0/8), or *."
+                ) from None
+        if self.token is not None and not self.token.strip():
+            raise UsageError("--token must not be empty.")
+        object.__setattr__(
+            self, "allow_origins", tuple(check_origin(o) for o in self.allow_origins)
+        )
         if self.token is not None and not self.token.strip():
             raise UsageError("--token must not be empty.")
         object.__setattr__(

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,7 @@ from newsreader.errors import (
 )
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Article, Reading, Script, SegmentAudio
 from newsreader.service.config import ServiceConfig
+from newsreader.service.pools import PerClient, Pools
 from newsreader.service.security import AddressPolicy, AddressRefused
 from newsreader.service.store import JobStore, Row, Status
 from newsreader.service.stream import LiveAudio
@@ -358,6 +360,10 @@ class Readings:
         self._live: dict[str, LiveReading] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.max_running_jobs)
+        self.pools = Pools(config)
+        self._per_client = PerClient(config.jobs_per_client)
+        self._clients: dict[str, str] = {}
+        """Who submitted each job still to run (unknown for jobs resumed after a restart)."""
         config.readings_dir.mkdir(parents=True, exist_ok=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -382,10 +388,11 @@ class Readings:
         for live in self._live.values():
             await live.audio.close(failed=True)
         self._live.clear()
+        self.pools.close()
 
     # -- submitting and reading state -----------------------------------------------------------
 
-    def submit(self, request: JobRequest) -> tuple[Row, bool]:
+    def submit(self, request: JobRequest, client: str | None = None) -> tuple[Row, bool]:
         """The reading for ``request``: ``(row, True)`` if newly queued, else ``(row, False)``."""
         reading_id = request.reading_id
         row = self.store.get(reading_id)
@@ -395,6 +402,8 @@ class Readings:
         ):
             return row, False
         row = self.store.add(reading_id, request.to_dict(), request.source)
+        if client is not None:
+            self._clients[reading_id] = client
         self._launch(reading_id)
         return row, True
 
@@ -427,11 +436,22 @@ class Readings:
         task = asyncio.create_task(self._job(reading_id), name=f"reading-{reading_id}")
         self._tasks[reading_id] = task
 
+    @contextlib.asynccontextmanager
+    async def _client_slot(self, reading_id: str) -> AsyncIterator[None]:
+        """One of the submitting client's ``jobs_per_client`` places (its other jobs wait)."""
+        client = self._clients.get(reading_id)
+        await self._per_client.acquire(client)
+        try:
+            yield
+        finally:
+            self._per_client.release(client)
+            self._clients.pop(reading_id, None)
+
     async def _job(self, reading_id: str) -> None:
         live = self._live[reading_id]
         CURRENT_JOB.set(reading_id)
         try:
-            async with self._slots:
+            async with self._client_slot(reading_id), self._slots:
                 row = self.store.get(reading_id)
                 if row is None:
                     return
@@ -465,7 +485,13 @@ class Readings:
         # 1. the article and its script
         try:
             article = await asyncio.wait_for(
-                asyncio.to_thread(load_article, request, settings, self.policy),
+                self.pools.run(
+                    self.pools.fetch if request.kind == "url" else self.pools.work,
+                    load_article,
+                    request,
+                    settings,
+                    self.policy,
+                ),
                 self.config.fetch_deadline,
             )
         except TimeoutError:
@@ -473,7 +499,7 @@ class Readings:
                 f"reading {request.source or 'the article'} took longer than "
                 f"{self.config.fetch_deadline:g} s: the site is too slow."
             ) from None
-        script = await asyncio.to_thread(pipeline.make_script, article, settings)
+        script = await self.pools.run(self.pools.work, pipeline.make_script, article, settings)
         live.title, live.total = script.title, len(script.segments)
         live.sentences = sentence_list(script)
         self.store.update(reading_id, title=script.title, total=live.total)
@@ -514,7 +540,9 @@ class Readings:
 
         # 4. the finished files, then the row
         reading = assemble(script, parts)
-        await asyncio.to_thread(self._write, reading_id, article, script, reading, live)
+        await self.pools.run(
+            self.pools.work, self._write, reading_id, article, script, reading, live
+        )
         data = self.audio_path(reading_id).read_bytes()
         self.store.update(
             reading_id,
