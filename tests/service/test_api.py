@@ -189,38 +189,59 @@ def test_range_etag_and_head_on_the_finished_file(
     run(scenario())
 
 
-def test_feed_lists_finished_page_readings_with_exact_lengths(
-    tmp_path: Path, edge_standin: EdgeStandin
+def test_feed_lists_only_pages_the_service_read_itself(
+    tmp_path: Path, edge_standin: EdgeStandin, web: LocalWeb
 ) -> None:
+    from newsreader.service.config import parse_networks
+
     title, *paragraphs = ARTICLE.split("\n\n")
     body = "".join(f"<p>{p}</p>" for p in paragraphs)
     page = f"<html><body><article><h1>{title}</h1>{body}</article></body></html>"
-    source = "https://news.example.cn/2024/0702/1.html"
+    url = web.page("/2024/0702/1.html", page)
+    config = make_config(
+        tmp_path,
+        allow_addresses=parse_networks(["127.0.0.1"]),
+        public_url="https://read.example.cn/listen/",
+    )
 
     async def scenario() -> None:
-        async with in_process(make_config(tmp_path)) as (_app, client):
-            pasted = (await client.post("/api/readings", json={"text": ARTICLE})).json()["id"]
-            posted = await client.post("/api/readings", json={"html": page, "source_url": source})
-            reading = await wait_for(client, posted.json()["id"])
-            assert reading["source"] == source
-            assert (await wait_for(client, pasted))["status"] == "done"
-            audio = await client.get(reading["links"]["audio"])
+        async with in_process(config) as (app, client):
+            pasted = await client.post("/api/readings", json={"text": ARTICLE})
+            posted = await client.post(
+                "/api/readings", json={"html": page, "source_url": "https://news.example.cn/1"}
+            )
+            fetched = await client.post("/api/readings", json={"url": url})
+            for response in (pasted, posted, fetched):
+                assert (await wait_for(client, response.json()["id"]))["status"] == "done"
+            # Posted text and HTML are never listed, whatever source_url they name; a page on an
+            # address only --allow-address permits (an intranet) is not public either.
             feed = await client.get("/feed.xml")
             assert feed.status_code == 200
             assert feed.headers["content-type"].startswith("application/rss+xml")
-            # the page's reading only: pasted text stays private
+            assert ET.fromstring(feed.content).findall("./channel/item") == []
+
+            # a page read from a public address is listed (here: marked as such in the store)
+            reading_id = fetched.json()["id"]
+            app.state.service.store.update(reading_id, listed=True)
+            reading = (await client.get(f"/api/readings/{reading_id}")).json()
+            audio = await client.get(reading["links"]["audio"])
+            feed = await client.get("/feed.xml", headers={"Host": "evil.example"})
             items = ET.fromstring(feed.content).findall("./channel/item")
             assert len(items) == 1
             item = items[0]
             assert item.findtext("title") == "城市书房今天开放"
-            assert item.findtext("link") == source
+            assert item.findtext("link") == url
             enclosure = item.find("enclosure")
             assert enclosure is not None
-            assert enclosure.get("url") == f"http://testserver{reading['links']['audio']}"
+            # links come from --public-url, never from the request's Host
+            assert enclosure.get("url") == (
+                f"https://read.example.cn/listen{reading['links']['audio']}"
+            )
+            assert b"evil.example" not in feed.content
             assert enclosure.get("length") == str(len(audio.content))
             duration = item.findtext("{http://www.itunes.com/dtds/podcast-1.0.dtd}duration")
             assert duration is not None
-            assert float(duration) == pytest.approx(reading["duration"], abs=0.001)
+            assert float(duration) == pytest.approx(reading["duration"], abs=0.5)  # whole seconds
             transcript = item.find("{https://podcastindex.org/namespace/1.0}transcript")
             assert transcript is not None
             assert transcript.get("url", "").endswith(reading["links"]["captions"])

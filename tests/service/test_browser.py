@@ -274,12 +274,13 @@ def test_widget_inserts_the_button_and_plays_the_article(
     # Only the page URL was fetched by the browser; the service never fetched it (refused), and
     # the reading it made names the page as its source.
     assert web.requests.count("/2024/0702/seed.html") == 1
-    feed = httpx.get(server.base + "/feed.xml")
+    store = server.app.state.service.store
     deadline = time.monotonic() + 20
-    while "<item>" not in feed.text and time.monotonic() < deadline:
+    while not store.finished() and time.monotonic() < deadline:
         time.sleep(0.1)
-        feed = httpx.get(server.base + "/feed.xml")
-    assert f"<link>{url}</link>" in feed.text
+    assert [row.source for row in store.finished()] == [url]
+    # posted HTML is never listed: the feed holds only pages the service read itself
+    assert "<item>" not in httpx.get(server.base + "/feed.xml").text
 
     # Escape closes the panel and gives focus back to the button.
     page.get_by_role("button", name="上一句").focus()

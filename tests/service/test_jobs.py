@@ -15,20 +15,22 @@ from newsreader.errors import UsageError
 from newsreader.service.jobs import CURRENT_JOB, FairLimiter, JobRequest
 from newsreader.synth.scheduler import Limiter
 
+KEY = bytes(range(32))
+
 
 def test_a_job_is_a_plain_description_with_a_stable_id() -> None:
     request = JobRequest(kind="text", content="标题\n\n正文。", voice="zh-CN-XiaoxiaoNeural")
     carried = json.loads(json.dumps(request.to_dict()))  # what a queue would carry
     assert JobRequest.from_dict(carried) == request
-    assert JobRequest.from_dict(carried).reading_id == request.reading_id
-    assert len(request.reading_id) == 24
+    assert JobRequest.from_dict(carried).reading_id(KEY) == request.reading_id(KEY)
+    assert len(request.reading_id(KEY)) == 24
     others = [
         JobRequest(kind="text", content="标题\n\n正文。"),
         JobRequest(kind="html", content="标题\n\n正文。", voice="zh-CN-XiaoxiaoNeural"),
         JobRequest(kind="text", content="标题\n\n正文。", voice="zh-CN-XiaoxiaoNeural", rate="+5%"),
         JobRequest(kind="text", content="标题\n\n正文。", voice="zh-CN-XiaoxiaoNeural", title="T"),
     ]
-    assert len({r.reading_id for r in [request, *others]}) == 5
+    assert len({r.reading_id(KEY) for r in [request, *others]}) == 5
     with pytest.raises(UsageError):
         JobRequest(kind="text", content="x", voice="robot")
 

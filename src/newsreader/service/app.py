@@ -32,12 +32,21 @@ from starlette.responses import JSONResponse, Response
 
 from newsreader import __version__
 from newsreader.config import DEFAULT_VOICE
-from newsreader.errors import SourceError, UsageError
-from newsreader.pipeline import slugify
+from newsreader.errors import ExtractionError, SourceError, UsageError
+from newsreader.models import Article
+from newsreader.pipeline import make_script, slugify
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError, error_body, error_response
-from newsreader.service.feed import feed_xml
-from newsreader.service.jobs import JobRequest, Readings
+from newsreader.service.feed import Feed
+from newsreader.service.head import HeadAsGet
+from newsreader.service.inputs import (
+    TooLong,
+    check_characters,
+    check_line,
+    check_size,
+    check_source_url,
+)
+from newsreader.service.jobs import JobRequest, Readings, job_settings, load_article
 from newsreader.service.security import (
     AddressPolicy,
     AddressRefused,
@@ -48,7 +57,7 @@ from newsreader.service.security import (
     SecurityHeaders,
     system_resolver,
 )
-from newsreader.service.store import JobStore, Row
+from newsreader.service.store import JobStore, Row, prepare_data
 from newsreader.service.stream import file_response, live_response
 from newsreader.sources.fetch import check_url
 
@@ -173,7 +182,9 @@ class Service:
 
     def __init__(self, config: ServiceConfig, resolver: Resolver) -> None:
         self.config = config
+        prepare_data(config.data_dir, config.readings_dir, config.segment_cache)
         self.store = JobStore(config.database)
+        self.feed = Feed(config.public_url)
         self.policy = AddressPolicy(config.allow_addresses, resolver, config.fetch_deadline)
         self.readings = Readings(config, self.store, self.policy)
         self.rate = RateLimiter(config.rate_limit, config.rate_burst)
@@ -215,6 +226,9 @@ class Service:
             )
 
     async def job_request(self, body: ReadingIn) -> JobRequest:
+        for name, value in body.model_dump().items():
+            if isinstance(value, str):
+                check_characters(name, value)
         given = [name for name in ("url", "text", "html") if getattr(body, name) is not None]
         if len(given) != 1:
             raise ApiError(
@@ -243,17 +257,39 @@ class Service:
             await self.check_url(content)
         if body.source_url is not None and kind == "url":
             raise ApiError(422, "invalid_request", "source_url goes with text or html, not url.")
+        source_url = None if body.source_url is None else check_source_url(body.source_url)
+        if body.title is not None:
+            check_line("title", body.title)
         try:
             return JobRequest(
                 kind=kind,  # type: ignore[arg-type]  # one of the three names above
                 content=content,
                 title=body.title.strip() if body.title and body.title.strip() else None,
-                source_url=body.source_url,
+                source_url=source_url,
                 voice=body.voice,
                 rate=self._rate(body.rate),
             )
         except UsageError as error:
             raise ApiError(422, "bad_settings", error.message.replace("--", "")) from None
+
+    async def prepare(self, job: JobRequest) -> Article | None:
+        """Posted text or HTML, extracted now: refused at once if it is too long to read."""
+        if job.kind == "url":
+            return None  # fetched by the job, which checks the size then
+        settings = job_settings(job, self.config)
+
+        def extract() -> Article:
+            article = load_article(job, settings, self.policy)
+            script = make_script(article, settings)
+            check_size(script, self.config.max_chars, self.config.max_segments)
+            return article
+
+        try:
+            return await self.readings.pools.run(self.readings.pools.work, extract)
+        except TooLong as error:
+            raise ApiError(413, "too_long", error.message) from None
+        except ExtractionError as error:
+            raise ApiError(422, "no_article", error.message) from None
 
     @staticmethod
     def _rate(rate: str) -> str:
@@ -341,6 +377,7 @@ def create_app(config: ServiceConfig, *, resolver: Resolver | None = None) -> Fa
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(Origins, allowed=config.allow_origins)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)  # outermost: every GET route answers HEAD
     _errors(app)
     _api(app, service)
     _pages(app, service)
@@ -404,7 +441,10 @@ def _api(app: FastAPI, service: Service) -> None:
         service.authorize(request)  # before the limit: a refused request costs no quota
         service.limit(request)
         job = await service.job_request(body)
-        row, created = readings.submit(job, request.client.host if request.client else None)
+        article = await service.prepare(job)
+        row, created = readings.submit(
+            job, request.client.host if request.client else None, article=article
+        )
         accepted = ReadingAccepted(id=row.id, status=row.status, links=_links(row.id))
         return JSONResponse(
             accepted.model_dump(),
@@ -417,7 +457,6 @@ def _api(app: FastAPI, service: Service) -> None:
         """Status, progress, and once known the sentences with their times."""
         return service.describe(service.row(reading_id))
 
-    @app.head("/api/readings/{reading_id}/audio.mp3", include_in_schema=False)
     @app.get("/api/readings/{reading_id}/audio.mp3")
     async def audio(reading_id: str, request: Request) -> Response:
         """The finished MP3 (tags and chapters), with Range and ETag."""
@@ -443,7 +482,7 @@ def _api(app: FastAPI, service: Service) -> None:
         row = service.row(reading_id)
         live = readings.live(row.id)
         if live is not None and live.status != "failed":
-            return live_response(live.audio)
+            return live_response(request, live.audio)
         if row.status == "done" and row.etag is not None:
             return file_response(
                 request, readings.audio_path(row.id), etag=row.etag, media_type="audio/mpeg"
@@ -483,11 +522,10 @@ def _api(app: FastAPI, service: Service) -> None:
         )
 
     @app.get("/feed.xml")
-    async def feed(request: Request) -> Response:
-        """The finished readings as a podcast (RSS 2.0)."""
-        base = str(request.base_url).rstrip("/")
+    async def feed() -> Response:
+        """Readings of public web pages as a podcast (RSS 2.0); posted text is never listed."""
         return Response(
-            feed_xml(service.store.finished(), base),
+            service.feed.xml(service.store.finished(listed=True)),
             media_type="application/rss+xml; charset=utf-8",
         )
 

@@ -67,6 +67,25 @@ from newsreader.errors import NewsreaderError
     help="Readings a client may request per minute (0: no limit).",
 )
 @click.option(
+    "--public-url",
+    default=None,
+    help="Where readers reach the service, for the feed's links [default: http://HOST:PORT].",
+)
+@click.option(
+    "--max-chars",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Characters one reading may have once extracted (about 80 minutes at the default).",
+)
+@click.option(
+    "--max-segments",
+    default=1_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Paragraphs and long-sentence parts one reading may have.",
+)
+@click.option(
     "--jobs-per-client",
     default=2,
     show_default=True,
@@ -111,6 +130,9 @@ def serve(
     cache_dir: Path | None,
     voice_connections: int,
     rate_limit: int,
+    public_url: str | None,
+    max_chars: int,
+    max_segments: int,
     jobs_per_client: int,
     max_connections: int,
     header_timeout: float,
@@ -121,7 +143,7 @@ def serve(
     import uvicorn
 
     from newsreader.service.app import create_app
-    from newsreader.service.config import ServiceConfig, parse_networks
+    from newsreader.service.config import ServiceConfig, default_public_url, parse_networks
     from newsreader.service.connections import ensure_descriptors, server_config
 
     try:
@@ -134,6 +156,9 @@ def serve(
             allow_addresses=parse_networks(allow_addresses),
             voice_connections=voice_connections,
             rate_limit=rate_limit,
+            public_url=public_url or default_public_url(host, port),
+            max_chars=max_chars,
+            max_segments=max_segments,
             jobs_per_client=jobs_per_client,
             max_connections=max_connections,
             header_timeout=header_timeout,
@@ -150,4 +175,10 @@ def serve(
         raise click.ClickException(f"cannot use --data {data_dir}: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     click.echo(f"newsreader: serving on http://{host}:{port}/ (data in {data_dir})", err=True)
+    if public_url is None and host in ("0.0.0.0", "::", ""):
+        click.echo(
+            f"newsreader: feed links point to {config.public_url}: "
+            "give --public-url with the address readers use.",
+            err=True,
+        )
     uvicorn.Server(server_config(app, config, host, port)).run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from newsreader.config import EngineName
 from newsreader.errors import UsageError
@@ -42,6 +43,34 @@ def check_origin(origin: str) -> str:
     return cleaned
 
 
+def check_public_url(url: str) -> str:
+    """``scheme://host[:port][/path]``, http(s), without query or fragment; no trailing slash."""
+    cleaned = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        parts = urlsplit("")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() or not c.isprintable() for c in cleaned)
+    ):
+        raise UsageError(
+            f"--public-url {url!r} is not a public address: use scheme://host[:port][/path], "
+            "e.g. https://read.example.cn."
+        )
+    return cleaned
+
+
+def default_public_url(host: str, port: int) -> str:
+    """The address --host and --port give, for when --public-url is not set."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     data_dir: Path
@@ -65,6 +94,12 @@ class ServiceConfig:
     max_text_chars: int = 100_000
     """Pasted text (``text``) longer than this is refused."""
     max_html_chars: int = 2_000_000
+    max_chars: int = 20_000
+    """A reading's characters once extracted and normalized (about 80 minutes of speech)."""
+    max_segments: int = 1_000
+    """A reading's segments (requests to the voice; each paragraph is at least one)."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where readers reach the service: links in /feed.xml (never taken from a request)."""
     fetch_timeout: float = 10.0
     """For each step of a page download (connect, each read)."""
     fetch_deadline: float = 30.0
@@ -121,11 +156,9 @@ class ServiceConfig:
         object.__setattr__(
             self, "allow_origins", tuple(check_origin(o) for o in self.allow_origins)
         )
-        if self.token is not None and not self.token.strip():
-            raise UsageError("--token must not be empty.")
-        object.__setattr__(
-            self, "allow_origins", tuple(check_origin(o) for o in self.allow_origins)
-        )
+        if self.max_chars < 1 or self.max_segments < 1:
+            raise UsageError("--max-chars and --max-segments must be at least 1.")
+        object.__setattr__(self, "public_url", check_public_url(self.public_url))
 
     @property
     def segment_cache(self) -> Path:

@@ -31,8 +31,13 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def printable(text: str) -> str:
+    """``text`` that UTF-8 can carry: a lone surrogate (JSON ``"\\ud800"``) becomes its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
-    return {"error": {"code": code, "message": message, **extra}}
+    return {"error": {"code": code, "message": printable(message), **extra}}
 
 
 def error_response(error: ApiError) -> JSONResponse:

@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import dataclasses
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -49,10 +50,11 @@ from newsreader.errors import (
 )
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Article, Reading, Script, SegmentAudio
 from newsreader.service.config import ServiceConfig
+from newsreader.service.inputs import TooLong, check_size
 from newsreader.service.pools import PerClient, Pools
 from newsreader.service.security import AddressPolicy, AddressRefused
-from newsreader.service.store import JobStore, Row, Status
-from newsreader.service.stream import LiveAudio
+from newsreader.service.store import JobStore, Row, Status, id_key
+from newsreader.service.stream import SPILL_SUFFIX, LiveAudio, clear_spills
 from newsreader.synth.cache import SegmentCache
 from newsreader.synth.scheduler import Limiter, Scheduler
 from newsreader.synth.select import choose_engine
@@ -85,11 +87,14 @@ class JobRequest:
         check_voice(self.voice)
         check_percent("rate", self.rate)
 
-    @property
-    def reading_id(self) -> str:
+    def reading_id(self, key: bytes) -> str:
+        """A URL's reading: a plain hash (the same page is one reading, shareable). Posted text
+        or HTML: keyed with the service's secret ``key``, so nobody can compute its id."""
         fields = (self.kind, self.content, self.title, self.source_url, self.voice, self.rate)
-        payload = json.dumps([ID_VERSION, *fields], ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+        payload = json.dumps([ID_VERSION, *fields], ensure_ascii=False).encode("utf-8")
+        if self.kind == "url":
+            return hashlib.sha256(payload).hexdigest()[:24]
+        return hmac.new(key, payload, hashlib.sha256).hexdigest()[:24]
 
     @property
     def source(self) -> str | None:
@@ -303,7 +308,7 @@ class FairLimiter(Limiter):
 
 @dataclass
 class LiveReading:
-    audio: LiveAudio = field(default_factory=LiveAudio)
+    audio: LiveAudio
     status: Status = "queued"
     title: str | None = None
     total: int = 0
@@ -340,6 +345,8 @@ def error_code(error: BaseException) -> str:
         return "source_unreadable"
     if isinstance(error, ExtractionError):
         return "no_article"
+    if isinstance(error, TooLong):
+        return "too_long"
     if isinstance(error, UsageError):
         return "bad_settings"
     if isinstance(error, SynthesisError):
@@ -365,6 +372,13 @@ class Readings:
         self._clients: dict[str, str] = {}
         """Who submitted each job still to run (unknown for jobs resumed after a restart)."""
         config.readings_dir.mkdir(parents=True, exist_ok=True)
+        self.live_dir = config.data_dir / "live"
+        """Spill files of the readings being made (see ``LiveAudio``)."""
+        self.live_dir.mkdir(exist_ok=True)
+        clear_spills(self.live_dir)
+        self.key = id_key(config.data_dir)
+        self._prepared: dict[str, Article] = {}
+        """Articles extracted when their text or HTML was posted, for their job to use."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -392,9 +406,13 @@ class Readings:
 
     # -- submitting and reading state -----------------------------------------------------------
 
-    def submit(self, request: JobRequest, client: str | None = None) -> tuple[Row, bool]:
-        """The reading for ``request``: ``(row, True)`` if newly queued, else ``(row, False)``."""
-        reading_id = request.reading_id
+    def submit(
+        self, request: JobRequest, client: str | None = None, article: Article | None = None
+    ) -> tuple[Row, bool]:
+        """The reading for ``request``: ``(row, True)`` if newly queued, else ``(row, False)``.
+
+        ``article``: the posted text or HTML already extracted (the job does not do it again)."""
+        reading_id = request.reading_id(self.key)
         row = self.store.get(reading_id)
         if row is not None and (
             row.status in ("queued", "running")
@@ -402,6 +420,8 @@ class Readings:
         ):
             return row, False
         row = self.store.add(reading_id, request.to_dict(), request.source)
+        if article is not None:
+            self._prepared[reading_id] = article
         if client is not None:
             self._clients[reading_id] = client
         self._launch(reading_id)
@@ -432,7 +452,8 @@ class Readings:
     def _launch(self, reading_id: str) -> None:
         if reading_id in self._tasks:
             return
-        self._live[reading_id] = LiveReading()
+        spill = self.live_dir / f"{reading_id}{SPILL_SUFFIX}"
+        self._live[reading_id] = LiveReading(LiveAudio(spill))
         task = asyncio.create_task(self._job(reading_id), name=f"reading-{reading_id}")
         self._tasks[reading_id] = task
 
@@ -487,10 +508,10 @@ class Readings:
             article = await asyncio.wait_for(
                 self.pools.run(
                     self.pools.fetch if request.kind == "url" else self.pools.work,
-                    load_article,
+                    self._load,
+                    reading_id,
                     request,
                     settings,
-                    self.policy,
                 ),
                 self.config.fetch_deadline,
             )
@@ -500,6 +521,7 @@ class Readings:
                 f"{self.config.fetch_deadline:g} s: the site is too slow."
             ) from None
         script = await self.pools.run(self.pools.work, pipeline.make_script, article, settings)
+        check_size(script, self.config.max_chars, self.config.max_segments)
         live.title, live.total = script.title, len(script.segments)
         live.sentences = sentence_list(script)
         self.store.update(reading_id, title=script.title, total=live.total)
@@ -543,19 +565,43 @@ class Readings:
         await self.pools.run(
             self.pools.work, self._write, reading_id, article, script, reading, live
         )
-        data = self.audio_path(reading_id).read_bytes()
+        size, etag = await self.pools.run(self.pools.work, _digest, self.audio_path(reading_id))
+        listed = await self._public(request, article)
         self.store.update(
             reading_id,
             status="done",
             done=live.done,
             duration=reading.duration,
-            bytes=len(data),
-            etag=hashlib.sha256(data).hexdigest()[:32],
+            bytes=size,
+            etag=etag,
             engine=live.engine,
             finished=time.time(),
+            listed=listed,
         )
         live.status = "done"
-        await live.audio.close()
+        await live.audio.close(final=self.audio_path(reading_id))
+
+    def _load(self, reading_id: str, request: JobRequest, settings: Settings) -> Article:
+        """Step 1: the article extracted when it was posted, else loaded now (blocking)."""
+        prepared = self._prepared.pop(reading_id, None)
+        return prepared or load_article(request, settings, self.policy)
+
+    async def _public(self, request: JobRequest, article: Article) -> bool:
+        """Whether the feed may list the reading: the service read it from a public web page."""
+        if request.kind != "url":
+            return False  # posted text or HTML, whatever source_url it names
+        if not self.policy.allowed:
+            return True  # the fetch's guard let only public addresses through
+        public = AddressPolicy(allowed=(), resolver=self.policy.resolver)
+        try:
+            for url in {request.content, article.source or request.content}:
+                await asyncio.wait_for(
+                    self.pools.run(self.pools.resolve, public.check_url, url),
+                    self.config.resolve_timeout,
+                )
+        except (TimeoutError, SourceError):
+            return False  # an intranet page (allowed by --allow-address) stays off the feed
+        return True
 
     def _write(
         self,
@@ -579,6 +625,13 @@ class Readings:
             self.timeline_path(reading_id),
             json.dumps(timeline, ensure_ascii=False).encode("utf-8"),
         )
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    """The file's size and ETag, read in chunks (a long reading is not held in memory)."""
+    with path.open("rb") as file:
+        digest = hashlib.file_digest(file, "sha256")
+    return path.stat().st_size, digest.hexdigest()[:32]
 
 
 __all__ = [

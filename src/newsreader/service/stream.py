@@ -1,83 +1,151 @@
 """Audio out: a growing stream while a reading is synthesized, the finished file afterwards.
 
-``LiveAudio`` holds the bytes assembled so far (segment frames and pause frames, in order,
-exactly as ``assemble`` joins them) and wakes every listener when more arrive; any number of
-listeners follow it from the start. A finished reading is served from its file with ``Range``
-(one range), ``ETag`` and ``Content-Length``.
+``LiveAudio`` spills the bytes assembled so far (segment frames and pause frames, in order,
+exactly as ``assemble`` joins them) to a file under ``--data``, and wakes every listener when more
+arrive; any number of listeners follow that file from the start as it grows. Memory stays flat
+however long the reading: only one chunk per listener is held at a time. When the reading ends
+the spill file is removed (listeners already reading keep their open handle); a listener who
+comes later is given the finished file instead. A finished reading is served from its file with
+``Range`` (one range), ``ETag``, ``If-None-Match`` and ``Content-Length``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from newsreader.service.errors import ApiError
+from newsreader.service.head import HEAD_MARK
+
+log = logging.getLogger("newsreader.service")
 
 CHUNK = 455 * 144
 """About 64 KB, whole 144-byte frames."""
+SPILL_SUFFIX = ".live.mp3"
+"""A live reading's spill file is ``<id>.live.mp3`` in the live folder under ``--data``."""
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_HUGE = 10**18
+"""Larger than any file: a range number longer than 18 digits is read as this."""
+
+
+def clear_spills(folder: Path) -> int:
+    """Remove the spill files a previous run left (its live readings are resumed from scratch)."""
+    removed = 0
+    for path in folder.glob(f"*{SPILL_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 class LiveAudio:
-    """The audio of a reading in progress, as it is assembled."""
+    """The audio of a reading in progress, spilled to ``path`` as it is assembled."""
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+        self._length = 0
         self._changed = asyncio.Condition()
         self.finished = False
         self.failed = False
+        self.final: Path | None = None
+        """The finished file, for listeners who join after the spill file is gone."""
 
     def __len__(self) -> int:
-        return len(self._buffer)
+        return self._length
 
     async def append(self, data: bytes) -> None:
+        """Add ``data`` to the spill file (created on the first call, truncating a leftover)."""
+        if self.finished:
+            raise RuntimeError("the live audio is closed")
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb")  # noqa: SIM115  # closed by close()
+        # Local, buffered writes of one segment: short enough to do on the event loop, and in
+        # order with the length that listeners are told about.
+        self._file.write(data)
+        self._file.flush()
         async with self._changed:
-            self._buffer += data
+            self._length += len(data)
             self._changed.notify_all()
 
-    async def close(self, *, failed: bool = False) -> None:
+    async def close(self, *, failed: bool = False, final: Path | None = None) -> None:
+        """End the stream; ``final`` is the finished file that late listeners get instead."""
         async with self._changed:
             self.finished = True
             self.failed = failed
+            self.final = None if failed else final
             self._changed.notify_all()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
 
-    def snapshot(self) -> bytes:
-        return bytes(self._buffer)
-
-    async def follow(self, start: int = 0) -> AsyncIterator[bytes]:
-        """Yield the bytes from ``start`` as they arrive, until the reading ends."""
-        position = start
-        while True:
-            async with self._changed:
-                while position >= len(self._buffer) and not self.finished:
-                    await self._changed.wait()
-                chunk = bytes(self._buffer[position : position + CHUNK])
-                done = self.finished and position + len(chunk) >= len(self._buffer)
-            if chunk:
-                position += len(chunk)
-                yield chunk
-            if done:
+    async def follow(self) -> AsyncIterator[bytes]:
+        """Yield the bytes from the start as they arrive, until the reading ends."""
+        position = 0
+        handle: BinaryIO | None = None
+        try:
+            while True:
+                async with self._changed:
+                    while position >= self._length and not self.finished:
+                        await self._changed.wait()
+                    length, finished = self._length, self.finished
+                if position < length:
+                    if handle is None:
+                        # No await since the length was read: close() cannot have run between.
+                        try:
+                            handle = open(self.path, "rb")  # noqa: SIM115  # closed below
+                        except FileNotFoundError:
+                            break  # the reading has ended and its spill file is gone
+                    handle.seek(position)
+                    chunk = handle.read(min(CHUNK, length - position))
+                    if not chunk:
+                        log.warning("live audio %s ended early at %d bytes", self.path, position)
+                        return
+                    position += len(chunk)
+                    yield chunk
+                    continue
+                if finished:
+                    return
+        finally:
+            if handle is not None:
+                handle.close()
+        # Joined too late for the spill file: the finished file has the same audio.
+        if self.final is not None and position == 0:
+            try:
+                size = os.stat(self.final).st_size
+            except FileNotFoundError:
                 return
+            async for chunk in _read(self.final, 0, size):
+                yield chunk
 
 
-def live_response(live: LiveAudio) -> StreamingResponse:
+def _is_head(request: Request) -> bool:
+    return request.method == "HEAD" or bool(request.scope.get(HEAD_MARK))
+
+
+def live_response(request: Request, live: LiveAudio) -> Response:
     """Progressive MP3: no length (it is not known yet), no caching, no proxy buffering."""
-    return StreamingResponse(
-        live.follow(),
-        media_type="audio/mpeg",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Accel-Buffering": "no",
-            "Accept-Ranges": "none",
-        },
-    )
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Accept-Ranges": "none"}
+    if _is_head(request):
+        response = Response(media_type="audio/mpeg", headers=headers)
+        del response.headers["content-length"]  # the length is not known, as for GET
+        return response
+    return StreamingResponse(live.follow(), media_type="audio/mpeg", headers=headers)
+
+
+def _number(digits: str) -> int:
+    """A range number; past 18 digits it is bigger than any file (and int() would refuse it)."""
+    return int(digits) if len(digits) <= 18 else _HUGE
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:
@@ -86,7 +154,7 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
     unsatisfiable = ApiError(
         416,
         "range_not_satisfiable",
-        f"Range {header!r} does not fit the file's {size} bytes: use one range such as "
+        f"Range {header[:60]!r} does not fit the file's {size} bytes: use one range such as "
         "bytes=0-1023, bytes=1024- or bytes=-500.",
         headers={"Content-Range": f"bytes */{size}"},
     )
@@ -94,18 +162,24 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
         raise unsatisfiable
     first, last = match.groups()
     if first:
-        start = int(first)
-        end = min(int(last) + 1, size) if last else size
-        if last and int(last) < start:
+        start = _number(first)
+        end = min(_number(last) + 1, size) if last else size
+        if last and _number(last) < start:
             raise unsatisfiable
     else:
-        length = int(last)
+        length = _number(last)
         if length == 0:
             raise unsatisfiable
         start, end = max(size - length, 0), size
     if start >= size:
         raise unsatisfiable
     return start, end
+
+
+def _none_match(header: str, etag: str) -> bool:
+    """RFC 9110 13.1.2: ``*`` matches any current file; tags compare weakly (``W/`` ignored)."""
+    tags = [tag.strip() for tag in header.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
 
 
 async def _read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
@@ -139,7 +213,7 @@ def file_response(
     if filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{filename}"
     if_none_match = request.headers.get("if-none-match")
-    if if_none_match and quoted in [tag.strip() for tag in if_none_match.split(",")]:
+    if if_none_match is not None and _none_match(if_none_match, quoted):
         return Response(status_code=304, headers=headers)
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
@@ -152,7 +226,7 @@ def file_response(
         start, end = 0, size
         headers["Content-Length"] = str(size)
         status = 200
-    if request.method == "HEAD":
+    if _is_head(request):
         return Response(status_code=status, headers=headers, media_type=media_type)
     return StreamingResponse(
         _read(path, start, end), status_code=status, headers=headers, media_type=media_type
