@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +28,12 @@ class Engine(Protocol):
     retry may fix is a ``TransientError`` (the scheduler owns retries, back-off and concurrency).
     The returned audio is bare MP3 frames in edge's format (no ID3, no Xing/Info frame) with one
     ``SentenceTiming`` per ``segment.sentences`` entry.
+
+    An engine that talks to a service reports how each request is going through the
+    ``Progress`` in ``REQUEST_PROGRESS`` (when the scheduler set one): ``begin()`` as the request
+    sets off, ``heard()`` at every message of the answer. The scheduler tells a stalled request
+    from a slow one by that (see ``newsreader.synth.scheduler``); an engine that reports nothing
+    is never judged stalled.
     """
 
     name: str
@@ -38,3 +47,40 @@ class Engine(Protocol):
     async def voices(self) -> list[Voice]: ...
 
     async def close(self) -> None: ...
+
+
+class Progress:
+    """How one engine request is going: when it set off, when the service first answered, and
+    when it last sent anything (``time.monotonic()`` seconds)."""
+
+    def __init__(self, on_first: Callable[[float], None] | None = None) -> None:
+        self.started: float | None = None
+        """Set by ``begin()``: None while the engine reports nothing (or has not set off)."""
+        self.first: float | None = None
+        """When the first message of the answer came."""
+        self.last: float | None = None
+        """When the last message came (``started`` before the first)."""
+        self.longest_gap = 0.0
+        """The longest silence between two messages of the answer so far."""
+        self._on_first = on_first
+
+    def begin(self) -> None:
+        self.started = self.last = time.monotonic()
+
+    def heard(self) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if self.first is None:
+            self.first = now
+            if self._on_first is not None:
+                self._on_first(now - self.started)
+        elif self.last is not None:
+            self.longest_gap = max(self.longest_gap, now - self.last)
+        self.last = now
+
+
+REQUEST_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(
+    "newsreader_request_progress", default=None
+)
+"""The ``Progress`` of the engine request being made in this task, if the scheduler watches it."""

@@ -3,7 +3,10 @@
 One ``synthesize`` call is one websocket request (the scheduler owns retries and concurrency).
 The client has three silent failure modes this module guards against (edge-tts.md):
 
-- a stalled server makes it wait forever → every request runs under ``request_timeout``;
+- a stalled server makes it wait forever → every request runs under ``request_timeout``, the
+  last resort; before that, each message of the answer is reported to the request's
+  ``Progress`` (``newsreader.synth.base``), so the scheduler can hang up on a silent request
+  long before its deadline while it never cuts off an answer that is still flowing;
 - a connection closed after some audio returns that partial audio without an error → the audio
   is checked for completeness (``turn.end`` seen, boundaries cover the text, audio long enough);
 - its errors are its own and aiohttp's → mapped to ``TransientError(kind=…)`` here.
@@ -34,7 +37,7 @@ from newsreader.errors import (
     UsageError,
 )
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Segment, SegmentAudio, SentenceTiming
-from newsreader.synth.base import Voice
+from newsreader.synth.base import REQUEST_PROGRESS, Progress, Voice
 
 if TYPE_CHECKING:
     import aiohttp
@@ -104,9 +107,12 @@ class EdgeEngine:
             )
         except ValueError as exc:
             raise UsageError(f"--voice {settings.voice!r} is not an edge voice ({exc})") from None
+        progress = REQUEST_PROGRESS.get()
+        if progress is not None:
+            progress.begin()
         try:
             raw, boundaries = await asyncio.wait_for(
-                _exchange(communicate), settings.request_timeout
+                _exchange(communicate, progress), settings.request_timeout
             )
         except TimeoutError:
             raise TransientError(
@@ -233,11 +239,16 @@ class EdgeEngine:
         return self._voice_entries
 
 
-async def _exchange(communicate: edge_tts.Communicate) -> tuple[bytes, list[Boundary]]:
-    """Run one request to the end: the audio bytes and the sentence boundaries, as received."""
+async def _exchange(
+    communicate: edge_tts.Communicate, progress: Progress | None = None
+) -> tuple[bytes, list[Boundary]]:
+    """Run one request to the end: the audio bytes and the sentence boundaries, as received
+    (each message reported to ``progress``)."""
     audio = bytearray()
     boundaries: list[Boundary] = []
     async for chunk in communicate.stream():
+        if progress is not None:
+            progress.heard()
         if chunk["type"] == "audio":
             audio += chunk["data"]
         elif chunk["type"] == "SentenceBoundary":

@@ -18,26 +18,43 @@ Rate limits (HTTP 429) are the service's to set, so the ``Limiter`` adapts to th
   successes in a row, all started after the last 429, let one more back, up to ``concurrency``;
 - a ``Retry-After`` longer than ``MAX_RETRY_AFTER`` is not waited out: that segment fails at once
   as rate limited, rather than holding the run for minutes or retrying against the server's word.
+
+A stalled request (the service accepts it, then says nothing) is told from a slow one by silence,
+not by the request's deadline (``--timeout``, which stays as the last resort). The engine reports
+every message of an answer (``newsreader.synth.base.Progress``), and ``Pace`` learns from this
+run's own answers how long the first audio takes and how long an answer goes quiet between two
+messages (their 90th percentiles). A request with no first audio within ``StallPolicy.factor``
+times the first, or quiet mid-answer for that many times the second (never less than
+``StallPolicy.floor``), is hung up and sent again at once, on a fresh connection, with twice the
+patience for that segment each time. An answer that keeps arriving is never cut off, however
+slowly it comes. And, as in "The Tail at Scale", a request still waiting for its first audio
+past the run's usual wait gets a second copy when a connection is free: whichever answers
+first is kept, the other is hung up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from newsreader.config import Settings
 from newsreader.errors import SegmentsFailed, SynthesisError, TransientError
 from newsreader.models import Script, Segment, SegmentAudio, SegmentKind
-from newsreader.synth.base import Engine
+from newsreader.synth.base import REQUEST_PROGRESS, Engine, Progress
 from newsreader.synth.cache import SegmentCache, cache_key
 
 MAX_BACKOFF = 30.0
 """The longest back-off between two attempts of a segment, seconds."""
 MAX_RETRY_AFTER = 60.0
 """The longest ``Retry-After`` waited out; beyond it the segment fails as rate limited."""
+
+CHECK_INTERVAL = 0.25
+"""How often a waiting request is looked at again (the learned bounds change as answers come)."""
 
 ProgressCallback = Callable[[int, bool], None]
 """Called as ``(segment_index, from_cache)`` each time a segment is ready, in script order."""
@@ -51,6 +68,83 @@ class RunStats:
     cache_hits: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     """Failed attempts by kind (``TransientError.kind``), retried or not."""
+    stalls: int = 0
+    """Requests hung up because the service went silent (counted in ``failures["timeout"]``)."""
+    hedges: int = 0
+    """Second copies sent for a request slow to answer."""
+
+
+@dataclass(frozen=True)
+class StallPolicy:
+    """When a silent request counts as stalled, and when a slow one gets a second copy."""
+
+    factor: float = 4.0
+    """Stalled after this many times the run's usual silence (90th percentile) with nothing."""
+    floor: float = 1.0
+    """... and never sooner than this many seconds."""
+    hedge_factor: float = 2.0
+    """A second copy after this many times the usual wait for first audio (90th percentile)."""
+    hedge_floor: float = 0.5
+    """... and never sooner than this many seconds."""
+    hedge: bool = True
+    samples: int = 3
+    """First audios to have seen before any bound applies: until then only ``--timeout``."""
+    window: int = 200
+    """The latest answers the percentiles are taken over."""
+
+
+class Pace:
+    """What this run's answers say about the service: how long the first audio takes, and the
+    longest quiet within an answer."""
+
+    def __init__(self, policy: StallPolicy) -> None:
+        self.policy = policy
+        self._first: deque[float] = deque(maxlen=policy.window)
+        self._gaps: deque[float] = deque(maxlen=policy.window)
+
+    def first_audio(self, seconds: float) -> None:
+        self._first.append(seconds)
+
+    def answered(self, longest_gap: float) -> None:
+        self._gaps.append(longest_gap)
+
+    def silence_bound(self, *, answering: bool, patience: float = 1.0) -> float | None:
+        """Seconds of silence after which a request is stalled: before its first audio, or
+        (``answering``) between two messages. None while too little is known."""
+        policy = self.policy
+        if len(self._first) < policy.samples:
+            return None
+        usual = _p90(self._gaps if answering else self._first)
+        return max(policy.floor, policy.factor * usual) * patience
+
+    def hedge_after(self) -> float | None:
+        """Seconds without first audio after which a request gets a second copy; None: never."""
+        policy = self.policy
+        if not policy.hedge or len(self._first) < policy.samples:
+            return None
+        return max(policy.hedge_floor, policy.hedge_factor * _p90(self._first))
+
+
+def _p90(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)] if ordered else 0.0
+
+
+class _Stalled(TransientError):
+    """A request hung up because the service said nothing for too long."""
+
+    def __init__(self, silence: float) -> None:
+        super().__init__(f"edge sent nothing for {silence:.1f} s: it stalled", kind="timeout")
+
+
+@dataclass
+class _Copy:
+    """One request for a segment (the first, or a hedge), and how it is going."""
+
+    task: asyncio.Task[SegmentAudio]
+    progress: Progress
+    stalled: float | None = None
+    """The silence it was hung up after, if it was."""
 
 
 class Limiter:
@@ -97,6 +191,11 @@ class Limiter:
     async def __aexit__(self, *exc: object) -> None:
         self.active -= 1
         self._wake()
+
+    def has_room(self) -> bool:
+        """Whether a request could start now without waiting for anyone (hedges go only then)."""
+        loop = asyncio.get_running_loop()
+        return self._resume_at <= loop.time() and self.active < self.allowed and not self._waiters
 
     def rate_limited(self, wait: float) -> None:
         """A request (already out of the limiter) got a 429: pause everyone, allow fewer."""
@@ -190,26 +289,35 @@ class Scheduler:
         *,
         limiter: Limiter | None = None,
         rng: random.Random | None = None,
+        stalls: StallPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.cache = cache
         self.limiter = limiter or Limiter(settings.concurrency)
         self.stats = RunStats()
+        self.pace = Pace(stalls or StallPolicy())
         self._rng = rng or random.Random()
         self._voice_id = engine.voice_id(settings)
+        self._hung_up: set[asyncio.Task[SegmentAudio]] = set()
+        """Requests cancelled and still closing their connection (awaited at the end of run)."""
 
     async def _attempts(self, segment: Segment) -> SegmentAudio:
         settings = self.settings
         limiter = self.limiter
+        patience = 1.0
         for attempt in range(settings.retries + 1):
             try:
-                async with limiter:
-                    epoch = limiter.epoch
-                    self.stats.requests += 1
-                    audio = await self.engine.synthesize(segment, settings)
+                audio = await self._request(segment, patience)
             except TransientError as exc:
                 self.stats.failures[exc.kind] += 1
+                if isinstance(exc, _Stalled):
+                    # silence, not an error: send it again at once, a little more patiently
+                    if attempt == settings.retries:
+                        raise
+                    self.stats.retries += 1
+                    patience *= 2
+                    continue
                 delay = self._rng.uniform(0, min(MAX_BACKOFF, settings.backoff * 2**attempt))
                 if exc.kind == "rate_limit":
                     wait = exc.retry_after if exc.retry_after is not None else delay
@@ -228,9 +336,109 @@ class Scheduler:
                 self.stats.retries += 1
                 await asyncio.sleep(delay)
             else:
-                limiter.succeeded(epoch)
                 return audio
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _request(self, segment: Segment, patience: float) -> SegmentAudio:
+        """One attempt at a segment: a request watched for silence, and perhaps a hedge.
+
+        Returns the first answer that completes; raises the last failure when every copy failed
+        or was hung up on. A copy hung up on closes its connection in the background (holding
+        its place under the connection cap until it has), so the retry is not kept waiting.
+        """
+        copies = [self._send(segment)]
+        failure: TransientError | None = None
+        try:
+            while True:
+                wake, stalled = self._watch(segment, copies, patience)
+                failure = stalled or failure
+                if not copies:
+                    break
+                timeout = max(0.0, wake - time.monotonic())
+                await asyncio.wait(
+                    [c.task for c in copies], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                for copy in [c for c in copies if c.task.done()]:
+                    copies.remove(copy)
+                    error = copy.task.exception()
+                    if error is None:
+                        return copy.task.result()
+                    if not isinstance(error, TransientError):
+                        raise error
+                    failure = error
+                if not copies:
+                    break
+            assert failure is not None
+            raise failure
+        finally:
+            for copy in copies:
+                self._hang_up(copy.task)
+
+    def _watch(
+        self, segment: Segment, copies: list[_Copy], patience: float
+    ) -> tuple[float, _Stalled | None]:
+        """Hang up on silent copies (taking them out of ``copies``) and send a hedge when one is
+        due. Returns when to look again, and the stall if a copy was hung up as stalled."""
+        now = time.monotonic()
+        wake = now + CHECK_INTERVAL
+        stalled: _Stalled | None = None
+        answering = any(c.progress.first is not None for c in copies)
+        for copy in list(copies):
+            progress = copy.progress
+            if progress.last is None:
+                continue  # waiting for a connection, or an engine that reports nothing
+            if answering and progress.first is None:
+                copies.remove(copy)  # another copy is answering: this silent one is not needed
+                self._hang_up(copy.task)
+                continue
+            bound = self.pace.silence_bound(answering=progress.first is not None, patience=patience)
+            if bound is None:
+                continue
+            if now - progress.last >= bound:
+                stalled = _Stalled(now - progress.last)
+                self.stats.stalls += 1
+                copies.remove(copy)
+                self._hang_up(copy.task)
+            else:
+                wake = min(wake, progress.last + bound)
+        hedge_after = self.pace.hedge_after()
+        if len(copies) == 1 and not stalled and hedge_after is not None:
+            started, first = copies[0].progress.started, copies[0].progress.first
+            if started is not None and first is None:
+                due = started + hedge_after
+                if now >= due and self.limiter.has_room():
+                    self.stats.hedges += 1
+                    copies.append(self._send(segment))
+                elif now < due:
+                    wake = min(wake, due)
+        return wake, stalled
+
+    def _hang_up(self, task: asyncio.Task[SegmentAudio]) -> None:
+        """Cancel a request; it closes its connection in the background (awaited by ``run``)."""
+        task.cancel()
+        self._hung_up.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[SegmentAudio]) -> None:
+        self._hung_up.discard(task)
+        if not task.cancelled():
+            task.exception()  # it finished before the cancel reached it: nothing to report
+
+    def _send(self, segment: Segment) -> _Copy:
+        progress = Progress(on_first=self.pace.first_audio)
+        return _Copy(asyncio.create_task(self._one_request(segment, progress)), progress)
+
+    async def _one_request(self, segment: Segment, progress: Progress) -> SegmentAudio:
+        limiter = self.limiter
+        async with limiter:
+            epoch = limiter.epoch
+            self.stats.requests += 1
+            REQUEST_PROGRESS.set(progress)  # this task's own context: seen by this request only
+            audio = await self.engine.synthesize(segment, self.settings)
+        limiter.succeeded(epoch)
+        if progress.first is not None:
+            self.pace.answered(progress.longest_gap)
+        return audio
 
     async def _one(self, segment: Segment) -> tuple[SegmentAudio, bool]:
         key = cache_key(self._voice_id, segment)
@@ -268,6 +476,8 @@ class Scheduler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # requests hung up on: their connections close before the run ends
+            await asyncio.gather(*self._hung_up, return_exceptions=True)
         if failed:
             raise SegmentsFailed(
                 describe_failures(script, failed, cached=self.cache.root is not None),
