@@ -87,8 +87,11 @@ class StallPolicy:
     hedge_floor: float = 0.5
     """... and never sooner than this many seconds."""
     hedge: bool = True
-    samples: int = 3
-    """First audios to have seen before any bound applies: until then only ``--timeout``."""
+    samples: int = 1
+    """First audios to have seen before the bounds are learned (and hedges sent)."""
+    initial: float = 10.0
+    """Until then, stalled after this many seconds of silence (edge's first audio takes about
+    a second; ``--timeout`` still applies if it is shorter)."""
     window: int = 200
     """The latest answers the percentiles are taken over."""
 
@@ -108,19 +111,19 @@ class Pace:
     def answered(self, longest_gap: float) -> None:
         self._gaps.append(longest_gap)
 
-    def silence_bound(self, *, answering: bool, patience: float = 1.0) -> float | None:
+    def silence_bound(self, *, answering: bool, patience: float = 1.0) -> float:
         """Seconds of silence after which a request is stalled: before its first audio, or
-        (``answering``) between two messages. None while too little is known."""
+        (``answering``) between two messages."""
         policy = self.policy
-        if len(self._first) < policy.samples:
-            return None
+        if len(self._first) < max(1, policy.samples):
+            return policy.initial * patience
         usual = _p90(self._gaps if answering else self._first)
         return max(policy.floor, policy.factor * usual) * patience
 
     def hedge_after(self) -> float | None:
         """Seconds without first audio after which a request gets a second copy; None: never."""
         policy = self.policy
-        if not policy.hedge or len(self._first) < policy.samples:
+        if not policy.hedge or len(self._first) < max(1, policy.samples):
             return None
         return max(policy.hedge_floor, policy.hedge_factor * _p90(self._first))
 
@@ -392,8 +395,6 @@ class Scheduler:
                 self._hang_up(copy.task)
                 continue
             bound = self.pace.silence_bound(answering=progress.first is not None, patience=patience)
-            if bound is None:
-                continue
             if now - progress.last >= bound:
                 stalled = _Stalled(now - progress.last)
                 self.stats.stalls += 1
