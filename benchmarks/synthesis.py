@@ -50,7 +50,6 @@ if str(ROOT) not in sys.path:  # ``tests.standin`` lives in the repository, not 
     sys.path.insert(0, str(ROOT))
 
 VOICE = "zh-CN-YunyangNeural"
-FRAME_BYTES = 144
 FRAME_SECONDS = 0.024
 
 # A contender's process: point edge_tts at the stand-in (argv[1]) once something imports it, then
@@ -145,9 +144,10 @@ def _env() -> dict[str, str]:
 
 
 def audio_seconds(mp3_file: Path) -> float:
-    from tests.standin.verify import strip_id3v2
+    """The audio's length: its frames, without the ID3 tag or the Info frame (not audio)."""
+    from newsreader.audio.mp3 import bare_frames, duration
 
-    return len(strip_id3v2(mp3_file.read_bytes())) // FRAME_BYTES * FRAME_SECONDS
+    return duration(bare_frames(mp3_file.read_bytes()))
 
 
 def machine() -> str:

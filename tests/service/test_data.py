@@ -405,6 +405,23 @@ def test_size_is_limited_after_extraction_for_every_kind(
     run(scenario())
 
 
+def test_posted_text_of_one_paragraph_is_read(tmp_path: Path, edge_standin: EdgeStandin) -> None:
+    # The reader's own words, as with ``newsreader read``: not refused as page furniture, and a
+    # paragraph that starts with its date keeps its sentences.
+    paragraph = "发布时间：2024-07-02。城市书房今天开放，市民可以免费借阅图书。周末也开放。"
+
+    async def scenario() -> None:
+        async with in_process(make_config(tmp_path)) as (_app, client):
+            accepted = await client.post("/api/readings", json={"text": paragraph})
+            assert accepted.status_code == 202, accepted.text
+            reading = await wait_for(client, accepted.json()["id"])
+            assert reading["status"] == "done", reading
+            spoken = "".join(sentence["text"] for sentence in reading["sentences"])
+            assert "城市书房今天开放" in spoken and "周末也开放" in spoken
+
+    run(scenario())
+
+
 def test_live_audio_spills_to_a_file_and_keeps_memory_flat(tmp_path: Path) -> None:
     spill = tmp_path / "live" / "r.live.mp3"
     final = tmp_path / "r.mp3"

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from newsreader import pipeline
 from newsreader.audio.assemble import assemble
-from newsreader.audio.atomic import atomic_write
+from newsreader.audio.atomic import atomic_write, written_together
 from newsreader.audio.mp3 import bare_frames, silence
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import write_mp3
@@ -129,7 +129,8 @@ def load_article(request: JobRequest, settings: Settings, policy: AddressPolicy)
         content = request.content
         if request.kind == "text" and request.title:
             content = f"{request.title}\n\n{content}"  # the first line is taken as the headline
-        article = extract(content, source=request.source_url or "")
+        # Posted text is the reader's own words: a single paragraph is read, as with ``read``.
+        article = extract(content, source=request.source_url or "", read_whole=True)
     if request.title and article.title != request.title:
         article = dataclasses.replace(article, title=request.title)
     return article
@@ -611,8 +612,14 @@ class Readings:
         reading: Reading,
         live: LiveReading,
     ) -> None:
-        write_mp3(self.audio_path(reading_id), reading, pipeline.tags_for(article, script))
-        write_subtitles(self.captions_path(reading_id), reading.cues)
+        with written_together():  # the audio, captions and timeline land together or not at all
+            write_mp3(self.audio_path(reading_id), reading, pipeline.tags_for(article, script))
+            write_subtitles(self.captions_path(reading_id), reading.cues)
+            self._write_timeline(reading_id, script, reading, live)
+
+    def _write_timeline(
+        self, reading_id: str, script: Script, reading: Reading, live: LiveReading
+    ) -> None:
         timeline = {
             "title": script.title,
             "sentences": live.sentences,
