@@ -80,7 +80,6 @@ class SourceFeed:
     """What was wrong with the feed as a whole (malformed XML, duplicate ids), for the summary."""
 
 
-_ARTICLE_CAP = " limit for one article."
 _FEED_CAP = " limit for a feed (raise it with --max-feed-bytes)."
 
 
@@ -99,13 +98,9 @@ def read_feed(
     Raises ``SourceError`` when it cannot be read or holds no RSS or Atom feed at all.
     """
     if "://" in source:
-        try:
-            fetched = fetch(source, timeout=timeout, max_bytes=max_bytes, guard=guard)
-        except SourceError as error:
-            # fetch words its size cap for an article page; this is the feed's own cap.
-            if error.message.endswith(_ARTICLE_CAP):
-                raise SourceError(error.message.removesuffix(_ARTICLE_CAP) + _FEED_CAP) from None
-            raise
+        fetched = fetch(
+            source, timeout=timeout, max_bytes=max_bytes, guard=guard, cap=_FEED_CAP.lstrip()
+        )
         return parse_feed(fetched.content, source=source, url=fetched.url, charset=fetched.charset)
     path = Path(source)
     try:

@@ -160,11 +160,13 @@ def fetch(
     guard: UrlGuard | None = None,
     total: float | None = None,
     resolve: Resolve | None = None,
+    cap: str = "limit for one article.",
 ) -> Fetched:
     """GET ``url`` following up to five redirects; raise ``SourceError`` with a one-line reason.
 
     ``timeout`` bounds each step; ``total`` (default ``DEADLINE_FACTOR`` × ``timeout``, or the
     guard's) bounds the whole fetch. ``resolve`` replaces DNS (a ``ConnectGuard`` brings its own).
+    ``cap`` ends the message when the body is over ``max_bytes`` (what the limit is for).
     """
     # Imported here: httpx costs 0.15 s at start-up, and only a URL source needs it.
     import httpx
@@ -202,15 +204,14 @@ def fetch(
                     if declared and declared.isdigit() and int(declared) > max_bytes:
                         raise SourceError(
                             f"{shown(current)} is {int(declared):,} bytes, over the "
-                            f"{max_bytes:,}-byte limit for one article."
+                            f"{max_bytes:,}-byte {cap}"
                         )
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body.extend(chunk)
                         if len(body) > max_bytes:
                             raise SourceError(
-                                f"{shown(current)} is over the {max_bytes:,}-byte limit for "
-                                "one article."
+                                f"{shown(current)} is over the {max_bytes:,}-byte {cap}"
                             )
                         if time.monotonic() > deadline:
                             raise httpx.ReadTimeout("deadline")
