@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import subprocess
+import sys
+
 import newsreader
 
 
@@ -24,3 +28,16 @@ def test_every_error_is_a_newsreader_error() -> None:
         value = getattr(newsreader, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, newsreader.NewsreaderError), name
+
+
+def test_the_version_has_a_module_of_its_own_that_matches_the_installed_package() -> None:
+    # Importing the module that names the User-Agent first, in a fresh interpreter: the version
+    # must not depend on the order of statements in newsreader/__init__.py.
+    code = (
+        "import newsreader.sources.fetch as fetch, newsreader._version as v, newsreader\n"
+        "print(v.__version__, newsreader.__version__, fetch.USER_AGENT)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    version, package, agent = done.stdout.split(" ", 2)
+    assert version == package == importlib.metadata.version("newsreader")
+    assert agent.startswith(f"newsreader/{version} ")

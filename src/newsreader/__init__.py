@@ -11,8 +11,7 @@ The library behind the CLI, in pipeline order::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from newsreader._version import __version__
 from newsreader.config import Settings
 from newsreader.errors import (
     EngineUnavailable,

@@ -1,8 +1,9 @@
 """The one exception tree of newsreader.
 
 Every error a user can cause or meet is a ``NewsreaderError``; the CLI prints its message as one
-line and exits with its ``exit_code``; the service maps it to a 4xx/5xx JSON error. Messages say
-what is wrong and what to do.
+line and exits with its ``exit_code``; the service records its ``code`` (a reading that failed)
+or answers with it (a JSON error). Both live on the classes, nowhere else. Messages say what is
+wrong and what to do.
 
     NewsreaderError
     ├── UsageError            bad option value (rate, voice, concurrency, ...)
@@ -20,13 +21,16 @@ what is wrong and what to do.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 class NewsreaderError(Exception):
     """Base of every error newsreader raises on purpose."""
 
-    exit_code = 1
+    exit_code: ClassVar[int] = 1
+    """The CLI's exit status for this error."""
+    code: ClassVar[str] = "internal_error"
+    """The service's error code for this error (``{"error": {"code": …}}``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -38,18 +42,22 @@ class NewsreaderError(Exception):
 
 class UsageError(NewsreaderError):
     exit_code = 2
+    code = "bad_settings"
 
 
 class SourceError(NewsreaderError):
     exit_code = 3
+    code = "source_unreadable"
 
 
 class ExtractionError(NewsreaderError):
     exit_code = 4
+    code = "no_article"
 
 
 class SynthesisError(NewsreaderError):
     exit_code = 5
+    code = "synthesis_failed"
 
 
 class EngineUnavailable(SynthesisError):
@@ -104,3 +112,4 @@ class SegmentsFailed(SynthesisError):
 
 class OutputError(NewsreaderError):
     exit_code = 6
+    code = "output_failed"

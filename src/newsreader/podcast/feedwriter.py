@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsreader import __version__
+from newsreader._version import __version__
 from newsreader.audio.atomic import atomic_write
 
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"

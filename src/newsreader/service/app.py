@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from newsreader import __version__
+from newsreader._version import __version__
 from newsreader.config import DEFAULT_VOICE
 from newsreader.errors import ExtractionError, SourceError, UsageError
 from newsreader.models import Article
@@ -270,7 +270,7 @@ class Service:
                 rate=self._rate(body.rate),
             )
         except UsageError as error:
-            raise ApiError(422, "bad_settings", error.message.replace("--", "")) from None
+            raise ApiError(422, error.code, error.message.replace("--", "")) from None
 
     async def prepare(self, job: JobRequest) -> Article | None:
         """Posted text or HTML, extracted now: refused at once if it is too long to read."""
@@ -287,9 +287,9 @@ class Service:
         try:
             return await self.readings.pools.run(self.readings.pools.work, extract)
         except TooLong as error:
-            raise ApiError(413, "too_long", error.message) from None
+            raise ApiError(413, error.code, error.message) from None
         except ExtractionError as error:
-            raise ApiError(422, "no_article", error.message) from None
+            raise ApiError(422, error.code, error.message) from None
 
     @staticmethod
     def _rate(rate: str) -> str:
@@ -312,7 +312,7 @@ class Service:
                 400, "bad_url", f"resolving {urlsplit(url).hostname} took too long."
             ) from None
         except AddressRefused as error:
-            raise ApiError(400, "url_not_allowed", error.message) from None
+            raise ApiError(400, error.code, error.message) from None
         except SourceError as error:
             raise ApiError(400, "bad_url", error.message) from None
 

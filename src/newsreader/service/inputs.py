@@ -17,6 +17,8 @@ from newsreader.service.errors import ApiError
 class TooLong(NewsreaderError):
     """The article would make a reading longer than the service's limits."""
 
+    code = "too_long"
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s")

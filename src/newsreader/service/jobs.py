@@ -40,19 +40,12 @@ from newsreader.audio.mp3 import bare_frames, silence
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import write_mp3
 from newsreader.config import DEFAULT_VOICE, Settings, check_percent, check_voice
-from newsreader.errors import (
-    ExtractionError,
-    NewsreaderError,
-    OutputError,
-    SourceError,
-    SynthesisError,
-    UsageError,
-)
+from newsreader.errors import NewsreaderError, SourceError
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Article, Reading, Script, SegmentAudio
 from newsreader.service.config import ServiceConfig
-from newsreader.service.inputs import TooLong, check_size
+from newsreader.service.inputs import check_size
 from newsreader.service.pools import PerClient, Pools
-from newsreader.service.security import AddressPolicy, AddressRefused
+from newsreader.service.security import AddressPolicy
 from newsreader.service.store import JobStore, Row, Status, id_key
 from newsreader.service.stream import SPILL_SUFFIX, LiveAudio, clear_spills
 from newsreader.synth.cache import SegmentCache
@@ -340,21 +333,8 @@ def sentence_list(script: Script) -> list[dict[str, Any]]:
 
 
 def error_code(error: BaseException) -> str:
-    if isinstance(error, AddressRefused):
-        return "url_not_allowed"
-    if isinstance(error, SourceError):
-        return "source_unreadable"
-    if isinstance(error, ExtractionError):
-        return "no_article"
-    if isinstance(error, TooLong):
-        return "too_long"
-    if isinstance(error, UsageError):
-        return "bad_settings"
-    if isinstance(error, SynthesisError):
-        return "synthesis_failed"
-    if isinstance(error, OutputError):
-        return "output_failed"
-    return "internal_error"
+    """The code a failed reading reports: the error class's own (``NewsreaderError.code``)."""
+    return error.code if isinstance(error, NewsreaderError) else NewsreaderError.code
 
 
 class Readings:

@@ -45,6 +45,8 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 class AddressRefused(SourceError):
     """A URL source points at an address the service must not connect to."""
 
+    code = "url_not_allowed"
+
 
 def system_resolver(host: str, port: int) -> list[str]:
     return system_addresses(host, port)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from newsreader import __version__
+from newsreader._version import __version__
 from newsreader.errors import SourceError
 
 if TYPE_CHECKING:
