@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from newsreader.text import clean
+from newsreader.text import clean, wordlist
 
 PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
@@ -61,12 +61,46 @@ def test_the_seeds_newspaper_name_is_restored(seed_text: str) -> None:
 def test_the_seeds_one_byte_shifted_gbk_is_re_read(seed_text: str) -> None:
     repaired, notes = clean.repair_mojibake(clean.repair_pinyin(seed_text))
     repaired = clean.repair_pinyin(repaired)
-    assert "技成果能夠順利轉化" in repaired
-    assert "新材料規化合、" in repaired  # 模 and 成 lost their bytes: dropped
+    # 模, 成 and 保 lost a byte each; the surviving byte and the word list leave one candidate
+    assert "新材料規模化合成、" in repaired
+    assert "確保科技成果能夠順利轉化" in repaired
     assert not PRIVATE_USE.search(repaired)
     assert "?" not in repaired
-    assert len(notes) == 2
-    assert all("lost for good" in note and "\n" not in note for note in notes)
+    restored = [note for note in notes if note.startswith("restored the lost character")]
+    assert [note.split('"')[1] for note in restored] == ["模", "成", "保"]
+    assert all("\n" not in note for note in notes)
+
+
+def test_a_lost_character_the_words_leave_uncertain_takes_its_word_with_it() -> None:
+    """件 lost its trail byte: 零? has more than one likely reading, so 零 is not read alone."""
+    garbled = _drop_a_byte("这家工厂每年生产各类零件三百万件，产值超过十亿元。", 22)
+    repaired, notes = clean.repair_mojibake(garbled)
+    assert "生产各类三百万件，产值超过十亿元" in repaired
+    assert "零" not in repaired
+    assert any(note.startswith('dropped the broken word "零?"') for note in notes)
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "candidates", "expected"),
+    [
+        ("規", "化", "梗模海", "模"),  # only 模 makes a word: 规模化
+        ("化合", "", "唱成出", "成"),  # 合成 is nine times as frequent as 合唱
+        ("确", "科技成", "保专桑", "保"),  # 确保|科技|成 against 确|专科|技|成
+    ],
+)
+def test_the_word_list_restores_a_character_it_leaves_no_doubt_about(
+    left: str, right: str, candidates: str, expected: str
+) -> None:
+    assert wordlist.fill(left.replace("規", "规"), right, list(candidates)).char == expected
+
+
+def test_the_word_list_names_the_broken_word_when_in_doubt() -> None:
+    doubtful = wordlist.fill("", "天", list("今明"))  # 今天 and 明天: which day is not certain
+    assert doubtful.char is None
+    assert (doubtful.left, doubtful.right) == (0, 1)  # the broken word is ?天
+    assert wordlist.fill("零", "", list("件售")).char is None
+    assert wordlist.fill("", "", list("上下")).char is None  # no neighbours, no evidence
+    assert wordlist.fill("规", "化", list("梗海")).char is None  # no word at all
 
 
 def _drop_a_byte(text: str, at: int) -> str:

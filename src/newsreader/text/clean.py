@@ -343,6 +343,10 @@ class _Repair:
     """The recovered characters, with _LOST_MARK where one was lost."""
     gain: int
     assumptions: int
+    data: tuple[int, ...] = ()
+    """The bytes re-read (``_UNKNOWN`` for a lost one)."""
+    shift: int = 0
+    """Leading bytes skipped: the trail of a character whose lead byte was lost."""
 
 
 _ASSUMPTION_COST = 2
@@ -405,7 +409,7 @@ def _best_repair(text: str, first: int, last: int) -> _Repair | None:
         original = _score(text[first:end])
         for candidate, assumptions, data, shift in _redecodings(text[first:end]):
             gain = _score(candidate) - original - _ASSUMPTION_COST * assumptions
-            repair = _Repair(first, end, candidate, gain, assumptions)
+            repair = _Repair(first, end, candidate, gain, assumptions, tuple(data), shift)
             if best is None or _rank(repair) > _rank(best):
                 best, core = repair, (data, shift)
     if best is None:
@@ -440,7 +444,9 @@ def _extend(text: str, repair: _Repair, data: list[int], shift: int) -> _Repair:
         if reading is None:
             break
         gain = _score(reading) - _score(text[start : repair.end]) - cost
-        candidate = _Repair(start, repair.end, reading, gain, repair.assumptions)
+        candidate = _Repair(
+            start, repair.end, reading, gain, repair.assumptions, tuple(prefix + data), shift
+        )
         if _rank(candidate) > _rank(best):
             best = candidate
     data = [*(b for c in text[best.start : repair.start] for b in _plain_bytes(c) or ()), *data]
@@ -459,7 +465,7 @@ def _extend(text: str, repair: _Repair, data: list[int], shift: int) -> _Repair:
         if reading is None:
             break
         gain = _score(reading) - _score(text[best.start : end]) - cost
-        candidate = _Repair(best.start, end, reading, gain, best.assumptions)
+        candidate = _Repair(best.start, end, reading, gain, best.assumptions, tuple(data), shift)
         if _rank(candidate) > _rank(best):
             best = candidate
         if stray:
@@ -469,6 +475,125 @@ def _extend(text: str, repair: _Repair, data: list[int], shift: int) -> _Repair:
 
 def _rank(repair: _Repair) -> tuple[int, int, int]:
     return repair.gain, -repair.text.count(_LOST_MARK), -repair.assumptions
+
+
+def _lost_pairs(data: Sequence[int], shift: int) -> list[tuple[int, int]]:
+    """The two bytes (``_UNKNOWN`` for a lost one) of each character ``_reading`` marks lost,
+    in order."""
+    pairs = [(_UNKNOWN, data[0] if data else _UNKNOWN)] if shift else []
+    rest = data[shift:]
+    i = 0
+    while i < len(rest):
+        byte = rest[i]
+        if byte != _UNKNOWN and byte < 0x80:
+            i += 1
+            continue
+        pair = (*rest[i : i + 2], _UNKNOWN)[:2]
+        if _UNKNOWN in pair:
+            pairs.append((pair[0], pair[1]))
+        i += 2
+    return pairs
+
+
+_TRAILS = (*range(0x40, 0x7F), *range(0x80, 0xFF))
+
+
+def _lost_candidates(pair: tuple[int, int], traditional: bool) -> dict[str, str]:
+    """What the lost character may have been, given its surviving byte: Simplified form →
+    the character as the text writes it. Only frequent characters of the text's own script."""
+    lead, trail = pair
+    if (lead == _UNKNOWN) == (trail == _UNKNOWN):
+        return {}  # both bytes lost: nothing to go on
+    pairs = (
+        [(lead, t) for t in _TRAILS]
+        if trail == _UNKNOWN
+        else [(b, trail) for b in range(0x81, 0xFF)]
+    )
+    common, known = _common_characters()
+    found: dict[str, str] = {}
+    for pair_bytes in pairs:
+        try:
+            char = bytes(pair_bytes).decode("gbk")
+        except UnicodeDecodeError:
+            continue
+        if char not in common and char not in known:
+            continue
+        simplified = to_simplified(char)
+        if traditional and _s2t().convert(char) != char:
+            continue  # a Simplified-only form in Traditional text
+        if not traditional and simplified != char:
+            continue
+        found.setdefault(simplified, char)
+    return found
+
+
+@functools.cache
+def _s2t() -> opencc.OpenCC:
+    return opencc.OpenCC("s2t")
+
+
+def _shared_start(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _word_chars(text: str) -> str:
+    """The run of CJK characters at the end of ``text``."""
+    match = re.search(f"[{_CJK}]*$", text)
+    return match.group() if match else ""
+
+
+def _fill_lost(before: str, repair: _Repair, after: str) -> tuple[str, list[str]]:
+    """``before`` + the repair's text with every lost character restored from the word list
+    when its surviving byte and its neighbours leave one candidate (``wordlist.fill``), or else
+    dropped with the neighbours that would have made a word with it: a broken word is dropped
+    whole, never read in part. Returns (text, one note per lost character)."""
+    from newsreader.text import wordlist
+
+    pairs = _lost_pairs(repair.data, repair.shift)
+    traditional = is_traditional(before[-40:] + repair.text + after[:40])
+    result = before
+    notes: list[str] = []
+    skip = 0
+    marks = 0
+    for at, char in enumerate(repair.text):
+        if char != _LOST_MARK:
+            if skip and _CJK_RE.match(char):
+                skip -= 1
+            else:
+                skip = 0
+                result += char
+            continue
+        pair = pairs[marks] if marks < len(pairs) else (_UNKNOWN, _UNKNOWN)
+        marks += 1
+        candidates = _lost_candidates(pair, traditional)
+        left = _word_chars(result)
+        right_text = repair.text[at + 1 :] + after
+        right = re.match(f"[{_CJK}]*", right_text)
+        right_chars = right.group() if right else ""
+        chosen = wordlist.fill(to_simplified(left), to_simplified(right_chars), list(candidates))
+        if chosen.char is not None:
+            restored = candidates[chosen.char]
+            notes.append(
+                f'restored the lost character "{restored}" in "{left[-3:]}{restored}'
+                f'{right_chars[:3]}" from the word list'
+            )
+            result += restored
+            continue
+        dropped_left = left[len(left) - chosen.left :] if chosen.left else ""
+        dropped_right = right_chars[: chosen.right]
+        result = result[: len(result) - len(dropped_left)]
+        skip = chosen.right
+        if dropped_left or dropped_right:
+            notes.append(
+                f'dropped the broken word "{dropped_left}?{dropped_right}": the lost character'
+                " is not certain"
+            )
+        else:
+            notes.append(f"dropped a lost character after {_context(result, len(result))}")
+    return result, notes
 
 
 # a UTF-8 lead byte then continuation bytes (0x80-0xBF), as Windows-1252 shows them
@@ -539,15 +664,14 @@ def repair_mojibake(text: str) -> tuple[str, list[str]]:
         repair = _best_repair(text, first, last)
         if repair is not None:
             garbled = text[repair.start : repair.end]
-            kept = repair.text.replace(_LOST_MARK, "")
-            lost = repair.text.count(_LOST_MARK)
-            out.append(text[done : repair.start] + kept)
+            before = "".join(out) + text[done : repair.start]
+            repaired, fill_notes = _fill_lost(before, repair, text[repair.end :])
+            kept = repaired[_shared_start(before, repaired) :]
+            out = [repaired]
             done = repair.end
-            if lost:
-                notes.append(
-                    f'repaired garbled text "{_visible(garbled)}" as "{kept}";'
-                    f" {lost} character{'s' if lost > 1 else ''} lost for good"
-                )
+            if repair.text.count(_LOST_MARK):
+                notes.append(f'repaired garbled text "{_visible(garbled)}" as "{kept}"')
+                notes.extend(fill_notes)
             continue
         garbled = text[first : last + 1]
         out.append(text[done:first])
