@@ -146,7 +146,17 @@ def voice_options(func: F) -> F:
             help="edge (online neural voices), espeak (embedded, offline) or auto.",
         ),
         click.option(
-            "--concurrency", type=int, default=4, show_default=True, help="Parallel requests."
+            "--concurrency",
+            type=int,
+            default=None,
+            help="Parallel requests, pinned [default: adaptive, from 4 up to --max-concurrency].",
+        ),
+        click.option(
+            "--max-concurrency",
+            type=int,
+            default=16,
+            show_default=True,
+            help="The most parallel requests adaptive concurrency opens.",
         ),
         click.option(
             "--cache-dir",
@@ -168,7 +178,8 @@ def make_settings(
     pitch: str,
     volume: str,
     engine: str,
-    concurrency: int,
+    concurrency: int | None,
+    max_concurrency: int,
     cache_dir: Path | None,
     no_cache: bool,
     no_title: bool,
@@ -180,6 +191,7 @@ def make_settings(
         volume=volume,
         engine=engine,  # type: ignore[arg-type]  # click.Choice has checked it
         concurrency=concurrency,
+        max_concurrency=max_concurrency,
         cache_dir=cache_dir or default_cache_dir(),
         use_cache=not no_cache,
         read_title=not no_title,

@@ -67,7 +67,11 @@ class Settings:
     pitch: str = "+0Hz"
     volume: str = "+0%"
     engine: EngineName = "auto"
-    concurrency: int = 4
+    concurrency: int | None = None
+    """Connections to the voice service at once, pinned; None: adaptive, from 4 up to
+    ``max_concurrency`` while the service keeps up (``newsreader.synth.scheduler``)."""
+    max_concurrency: int = 16
+    """The most connections adaptive concurrency may open at once."""
     cache_dir: Path = field(default_factory=default_cache_dir)
     use_cache: bool = True
     read_title: bool = True
@@ -90,11 +94,13 @@ class Settings:
         check_pitch(self.pitch)
         if self.engine not in ENGINES:
             raise UsageError(f"--engine {self.engine!r} is unknown: use auto, edge or espeak.")
-        if not 1 <= self.concurrency <= 16:
-            raise UsageError(
-                f"--concurrency {self.concurrency} is out of range: use 1 to 16 "
-                "(the online service blocks clients that open many connections)."
-            )
+        limits = (("concurrency", self.concurrency), ("max-concurrency", self.max_concurrency))
+        for name, value in limits:
+            if value is not None and not 1 <= value <= 16:
+                raise UsageError(
+                    f"--{name} {value} is out of range: use 1 to 16 "
+                    "(the online service blocks clients that open many connections)."
+                )
         if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
             raise UsageError(
                 f"--timeout {self.request_timeout:g} is out of range: give a positive number of "

@@ -505,6 +505,7 @@ class EdgeStandin:
         self._port = 0
         self._connections: dict[ServerConnection, _Connection] = {}
         self._watchers: set[asyncio.Task[None]] = set()
+        self._asking = 0  # handshakes in progress
         self._clear()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -608,6 +609,7 @@ class EdgeStandin:
         self._refused: Counter[int] = Counter()
         self._open = sum(1 for c in self._connections.values() if not c.released)
         self._max_open = self._open
+        self._max_asked = self._open + self._asking  # a gauge, like _open: not reset
         self._voice_list_requests = 0
 
     # -- observations ---------------------------------------------------------------------------
@@ -649,6 +651,14 @@ class EdgeStandin:
     def max_open_connections(self) -> int:
         with self._lock:
             return self._max_open
+
+    @property
+    def max_asked_connections(self) -> int:
+        """The most connections open or being asked for at once: handshakes in progress count,
+        refused ones included (what a client tried to open, where ``max_open_connections`` is
+        what the cap let through)."""
+        with self._lock:
+            return self._max_asked
 
     @property
     def voice_list_requests(self) -> int:
@@ -728,6 +738,16 @@ class EdgeStandin:
             return self._voice_list(connection)
         if not path.endswith("/edge/v1"):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
+        with self._lock:
+            self._asking += 1
+            self._max_asked = max(self._max_asked, self._open + self._asking)
+        try:
+            return await self._handshake(connection)
+        finally:
+            with self._lock:
+                self._asking -= 1
+
+    async def _handshake(self, connection: ServerConnection) -> Response | None:
         options = self.options
         if options.handshake_latency > 0:
             try:

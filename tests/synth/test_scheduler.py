@@ -1,4 +1,5 @@
-"""The Limiter: the run's cap on connections, and how it yields to the service's rate limits."""
+"""The Limiter: the run's level of concurrency, how it grows (AIMD) and how it yields to the
+service; the order in which a run asks for its segments."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import asyncio
 
 import pytest
 
-from newsreader.synth.scheduler import Limiter
+from newsreader.config import Settings
+from newsreader.errors import UsageError
+from newsreader.synth.scheduler import (
+    AdaptPolicy,
+    Limiter,
+    Pace,
+    StallPolicy,
+    Ticket,
+    WorkOrder,
+    limiter_for,
+    work_order,
+)
+from tests.audio import make_segment
 
 
 async def _hold(limiter: Limiter, name: int, started: list[int], seconds: float) -> None:
@@ -46,25 +59,27 @@ def test_a_429_pauses_every_request_and_allows_fewer() -> None:
     assert allowed == 2
 
 
-def test_only_successes_begun_after_the_last_429_allow_more() -> None:
+def test_after_a_decrease_only_answers_begun_since_allow_more() -> None:
     async def run() -> Limiter:
         limiter = Limiter(2)
         async with limiter:
+            before = limiter.ticket()
             limiter.rate_limited(0.0)  # one open: allowed drops to 1
         assert limiter.allowed == 1
         for _ in range(10):
-            limiter.succeeded(epoch=0)  # begun before the 429: they prove nothing
+            limiter.answered(before)  # begun before the 429: they prove nothing
         assert limiter.allowed == 1
-        for _ in range(2 * limiter.limit - 1):
-            limiter.succeeded(epoch=1)
+        after = Ticket(limiter.epoch, 1)
+        for _ in range(2 * limiter.allowed - 1):  # probe_rounds x the level
+            limiter.answered(after)
         assert limiter.allowed == 1
-        limiter.succeeded(epoch=1)
+        limiter.answered(after)
+        assert limiter.allowed == 2  # one probe allowed: two at once
         return limiter
 
     limiter = asyncio.run(run())
-    assert limiter.allowed == 2
-    limiter.succeeded(epoch=1)
-    assert limiter.allowed == 2  # never above the run's own cap
+    limiter.answered(Ticket(limiter.epoch, 2))  # the probe went through
+    assert (limiter.allowed, limiter.proven) == (2, 2)  # never above the run's own cap
 
 
 def test_never_below_one() -> None:
@@ -76,3 +91,125 @@ def test_never_below_one() -> None:
     assert asyncio.run(run()) == 1
     with pytest.raises(ValueError):
         Limiter(0)
+
+
+def test_adaptive_grows_one_probe_at_a_time_until_trouble() -> None:
+    limiter = Limiter(16, start=4)
+    assert (limiter.allowed, limiter.proven, limiter.growing) == (4, 4, True)
+    # Answers at levels already proven never take it more than one above the proven level.
+    for _ in range(50):
+        limiter.answered(Ticket(0, 3))
+    assert limiter.allowed == limiter.proven + 1 == 5
+    # Each answered probe (a request opened above the proven level) allows the next one at once.
+    for level in range(5, 16):
+        limiter.answered(Ticket(0, level))
+        assert (limiter.proven, limiter.allowed) == (level, level + 1)
+    limiter.answered(Ticket(0, 16))
+    assert (limiter.proven, limiter.allowed) == (16, 16)  # the ceiling: no probe beyond it
+
+
+def test_a_refused_probe_steps_back_and_probes_again_ever_more_rarely() -> None:
+    async def run() -> list[int]:
+        limiter = Limiter(16, start=4)
+        for level in range(4, 9):
+            limiter.answered(Ticket(0, level))
+        assert (limiter.proven, limiter.allowed) == (8, 9)
+        # The probe (the ninth) is refused while the eight others are open.
+        for _ in range(8):
+            await limiter.__aenter__()
+        limiter.rate_limited(0.0, Ticket(0, 9))
+        assert (limiter.allowed, limiter.growing, limiter.epoch) == (8, False, 1)
+        # A second 429 of the same round (begun before the step back) changes nothing.
+        limiter.rate_limited(0.0, Ticket(0, 9))
+        assert (limiter.allowed, limiter.epoch) == (8, 1)
+        gaps = []
+        for _round in range(3):
+            answers = 0
+            while limiter.allowed == limiter.proven:
+                limiter.answered(Ticket(limiter.epoch, 4))
+                answers += 1
+            gaps.append(answers)
+            limiter.rate_limited(0.0, Ticket(limiter.epoch, 9))  # refused again
+            assert limiter.allowed == 8
+        return gaps
+
+    gaps = asyncio.run(run())
+    assert gaps == [2 * 2 * 8, 2 * 4 * 8, 2 * 8 * 8]  # twice as many answers after each refusal
+
+
+def test_a_429_within_the_proven_level_halves_it() -> None:
+    async def run() -> Limiter:
+        limiter = Limiter(16, start=4)
+        for level in range(4, 13):
+            limiter.answered(Ticket(0, level))
+        assert (limiter.proven, limiter.allowed) == (12, 13)
+        for _ in range(12):
+            await limiter.__aenter__()
+        limiter.rate_limited(0.0, Ticket(0, 12))  # with the probe (13th) not yet sent
+        return limiter
+
+    limiter = asyncio.run(run())
+    # a probe was allowed but not out: a 429 then is the probe's, and steps back to 12;
+    # the next 429, of a request begun after that, halves
+    assert limiter.allowed == 12
+    limiter.failed(Ticket(limiter.epoch, 5), "rate_limit")
+    assert limiter.allowed == 6
+    limiter.failed(Ticket(limiter.epoch, 5), "rate_limit")
+    assert limiter.allowed == 3
+
+
+def test_a_run_of_connection_failures_halves_the_level() -> None:
+    limiter = Limiter(8)
+    limiter.failed(Ticket(0, 3), "network")
+    assert limiter.allowed == 8  # one failure is not a run
+    limiter.answered(Ticket(0, 3))  # an answer in between
+    limiter.failed(Ticket(0, 3), "network")
+    assert limiter.allowed == 8
+    limiter.failed(Ticket(0, 4), "network")
+    assert limiter.allowed == 4
+    limiter.failed(Ticket(0, 5), "network")  # begun before the decrease: already answered for
+    limiter.failed(Ticket(0, 6), "network")
+    assert limiter.allowed == 4
+    for kind in ("timeout", "truncated", "service_changed", "no_audio"):
+        limiter.failed(Ticket(limiter.epoch, 1), kind)
+    assert limiter.allowed == 4  # these say nothing about load
+
+
+def test_an_answer_slow_to_start_halves_the_level() -> None:
+    policy = AdaptPolicy(slow_factor=3.0, slow_margin=1.0, slow_samples=4)
+    pace = Pace(StallPolicy())
+    for seconds in (0.5, 0.6, 0.5, 0.7):
+        assert not pace.slow(5.0, policy)  # too few answers yet to know what is usual
+        pace.first_audio(seconds)
+    assert not pace.slow(1.4, policy)  # under usual + 1 s
+    assert pace.slow(1.6, policy)
+    limiter = Limiter(8, policy=policy)
+    limiter.answered(Ticket(0, 8), slow=True)
+    assert (limiter.allowed, limiter.epoch) == (4, 1)
+    limiter.answered(Ticket(0, 8), slow=True)  # same round: once
+    assert limiter.allowed == 4
+
+
+def test_settings_choose_a_pinned_or_an_adaptive_limiter() -> None:
+    pinned = limiter_for(Settings(concurrency=6))
+    assert (pinned.adaptive, pinned.allowed, pinned.limit) == (False, 6, 6)
+    adaptive = limiter_for(Settings())
+    assert (adaptive.adaptive, adaptive.allowed, adaptive.limit) == (True, 4, 16)
+    low = limiter_for(Settings(max_concurrency=2))
+    assert (low.allowed, low.limit) == (2, 2)
+    for bad in ({"concurrency": 0}, {"concurrency": 17}, {"max_concurrency": 0}):
+        with pytest.raises(UsageError, match="out of range: use 1 to 16"):
+            Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_work_order_keeps_the_head_and_goes_longest_first_in_windows() -> None:
+    lengths = [3, 1, 9, 2, 5, 8, 1, 7, 4, 6, 2, 9]
+    segments = [make_segment(i + 1, ("字" * n + "。",)) for i, n in enumerate(lengths)]
+    order = work_order(segments, WorkOrder(head=3, window=4))
+    assert order[:3] == [0, 1, 2]  # the headline and first paragraphs, in script order
+    assert order[3:7] == [5, 4, 3, 6]  # lengths 8, 5, 2, 1
+    assert order[7:11] == [7, 9, 8, 10]  # 7, 6, 4, 2
+    assert order[11:] == [11]
+    assert sorted(order) == list(range(len(segments)))
+    assert work_order(segments[:2], WorkOrder(head=4)) == [0, 1]
+    assert work_order([], WorkOrder()) == []

@@ -62,7 +62,8 @@ class Progress:
         """When the last message came (``started`` before the first)."""
         self.longest_gap = 0.0
         """The longest silence between two messages of the answer so far."""
-        self._on_first = on_first
+        self.on_first = on_first
+        """Called once, with the seconds from ``begin()`` to the first message."""
 
     def begin(self) -> None:
         self.started = self.last = time.monotonic()
@@ -73,8 +74,8 @@ class Progress:
             self.started = now
         if self.first is None:
             self.first = now
-            if self._on_first is not None:
-                self._on_first(now - self.started)
+            if self.on_first is not None:
+                self.on_first(now - self.started)
         elif self.last is not None:
             self.longest_gap = max(self.longest_gap, now - self.last)
         self.last = now

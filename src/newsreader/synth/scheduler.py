@@ -1,23 +1,47 @@
-"""Synthesize a Script's segments: bounded concurrency, retries, cache; results in order.
+"""Synthesize a Script's segments: adaptive concurrency, retries, cache; results in order.
 
-Every segment gets its own task, but at most ``concurrency`` engine requests run at once: a
-``Limiter`` (shareable between runs, as the service shares one) caps the connections a run opens,
-retries included, and nothing holds a slot while it backs off. A transient failure is retried with
-exponential back-off and full jitter. Results are yielded in script order as soon as each one and
-all before it are ready, so a listener can start on the first paragraph while later ones are still
-being synthesized. If some segments still fail, the others finish (and land in the cache) before
+Every distinct segment gets its own task, but a ``Limiter`` (shareable between runs, as the
+service shares one) caps the engine requests open at once, retries and hedges included, and
+nothing holds a slot while it backs off. A transient failure is retried with exponential back-off
+and full jitter. Results are yielded in script order as soon as each one and all before it are
+ready, so a listener can start on the first paragraph while later ones are still being
+synthesized. If some segments still fail, the others finish (and land in the cache) before
 ``SegmentsFailed`` names the ones that did not, so a re-run synthesizes only those.
 
-Rate limits (HTTP 429) are the service's to set, so the ``Limiter`` adapts to them:
+Work order (``work_order``): segments whose text is the same are synthesized once. The first
+``WorkOrder.head`` segments (the headline and the first paragraphs) are asked for in script
+order, so the listener's audio starts at once; after them, each window of ``WorkOrder.window``
+segments goes longest first, so the run does not end waiting for one long paragraph started
+last, and no segment waits behind one more than a window further on.
 
-- after a 429, *no* request of any segment starts until its ``Retry-After`` has passed (or, with
-  no ``Retry-After``, the back-off delay); the others do not pile on while the service says wait;
-- a 429 also lowers the requests allowed at once to those still open when it came (the refused
-  one was one too many; never below 1), so a service that caps connections below our
-  ``concurrency`` is met at its cap instead of refused over and over. ``2 × concurrency``
-  successes in a row, all started after the last 429, let one more back, up to ``concurrency``;
-- a ``Retry-After`` longer than ``MAX_RETRY_AFTER`` is not waited out: that segment fails at once
-  as rate limited, rather than holding the run for minutes or retrying against the server's word.
+How many requests at once (the ``Limiter``'s *level*, ``allowed``) is found the way TCP finds its
+window, additive increase and multiplicative decrease, and never goes above ``limit``:
+
+- *Adaptive* (``Limiter(limit, start=4)``, the default): the run starts at 4,
+  a level the service has always taken, and goes up one at a time. A request opened above the
+  level the service has been seen to take is a *probe*, and there is never more than one
+  request above that level: the next step up waits until the probe's answer starts. Until the
+  first sign of trouble, every answered probe allows the next one at once; after it, one more is
+  tried only after ``2 × level`` answers in a row (``AdaptPolicy.probe_rounds``), twice as many
+  after each refused probe.
+- *Pinned* (``Limiter(limit)``, ``--concurrency N``): the level starts at ``limit``; after a
+  decrease it grows back the same careful way, never above ``limit``.
+- *Decrease*, in both: the signal is acted on at once, within the round trip that brought it,
+  and once per round (signals from requests begun before the last change are already answered):
+
+  - HTTP 429 while a probe is out: the probe found the service's limit; the level steps back to
+    what the service took;
+  - HTTP 429 otherwise (the service is throttling what it took before): the level halves
+    (``AdaptPolicy.decrease``), and is never above the requests still open when it came;
+  - ``AdaptPolicy.failure_run`` connection failures in a row (refused, reset, 5xx): halves;
+  - an answer slow to start, ``AdaptPolicy.slow_factor`` × this run's usual wait and at least
+    ``AdaptPolicy.slow_margin`` s more (an overloaded service queues): halves. Never below 1.
+
+Besides lowering the level, a 429 stops *every* new request until its ``Retry-After`` has passed
+(or, with no ``Retry-After``, the back-off delay): the others do not pile on while the service
+says wait. A ``Retry-After`` longer than ``MAX_RETRY_AFTER`` is not waited out: that segment
+fails at once as rate limited, rather than holding the run for minutes or retrying against the
+server's word.
 
 A stalled request (the service accepts it, then says nothing) is told from a slow one by silence,
 not by the request's deadline (``--timeout``, which stays as the last resort). The engine reports
@@ -35,11 +59,12 @@ first is kept, the other is hung up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from newsreader.config import Settings
@@ -72,6 +97,22 @@ class RunStats:
     """Requests hung up because the service went silent (counted in ``failures["timeout"]``)."""
     hedges: int = 0
     """Second copies sent for a request slow to answer."""
+    duplicates: int = 0
+    """Segments whose text an earlier segment already had: synthesized once, used again."""
+    adaptive: bool = False
+    """Whether the level of concurrency was adaptive (not pinned by ``--concurrency``)."""
+    level: int = 0
+    """The level the run settled at: requests allowed at once when it ended."""
+    peak: int = 0
+    """The most requests that were open at once."""
+    limit: int = 0
+    """The level's ceiling (``--max-concurrency``, or the pinned ``--concurrency``)."""
+
+    def concurrency_note(self) -> str:
+        """``concurrency settled at 12 (at most 16)`` for an adaptive run; '' for a pinned one."""
+        if not self.adaptive:
+            return ""
+        return f"concurrency settled at {self.level} (at most {self.limit})"
 
 
 @dataclass(frozen=True)
@@ -94,6 +135,31 @@ class StallPolicy:
     a second; ``--timeout`` still applies if it is shorter)."""
     window: int = 200
     """The latest answers the percentiles are taken over."""
+
+
+@dataclass(frozen=True)
+class AdaptPolicy:
+    """How the level of concurrency follows the service (see the module docstring)."""
+
+    start: int = 4
+    """Where adaptive concurrency starts: a level the service has always taken."""
+    decrease: float = 0.5
+    """The level is multiplied by this on a sign of overload."""
+    probe_rounds: int = 2
+    """After the first sign of trouble, one more request at once is tried after this many times
+    the level's worth of answers in a row (twice as many after each refused try)."""
+    failure_run: int = 2
+    """This many connection failures in a row are a sign of overload."""
+    slow_factor: float = 3.0
+    """An answer is slow to start after this many times the run's usual wait (its lower
+    quartile) ..."""
+    slow_margin: float = 1.0
+    """... and at least this many seconds more than it."""
+    slow_samples: int = 8
+    """Answers to have seen before any is judged slow."""
+
+
+START_CONCURRENCY = AdaptPolicy.start
 
 
 class Pace:
@@ -120,6 +186,14 @@ class Pace:
         usual = _p90(self._gaps if answering else self._first)
         return max(policy.floor, policy.factor * usual) * patience
 
+    def slow(self, seconds: float, policy: AdaptPolicy) -> bool:
+        """Whether a first audio after ``seconds`` is far slower than this run's usual one (a
+        sign the service is queueing), judged before it joins the samples."""
+        if len(self._first) < max(1, policy.slow_samples):
+            return False
+        usual = _quantile(self._first, 0.25)
+        return seconds > max(policy.slow_factor * usual, usual + policy.slow_margin)
+
     def hedge_after(self) -> float | None:
         """Seconds without first audio after which a request gets a second copy; None: never."""
         policy = self.policy
@@ -129,8 +203,12 @@ class Pace:
 
 
 def _p90(values: Iterable[float]) -> float:
+    return _quantile(values, 0.9)
+
+
+def _quantile(values: Iterable[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)] if ordered else 0.0
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else 0.0
 
 
 class _Stalled(TransientError):
@@ -144,32 +222,56 @@ class _Stalled(TransientError):
 class _Copy:
     """One request for a segment (the first, or a hedge), and how it is going."""
 
-    task: asyncio.Task[SegmentAudio]
     progress: Progress
-    stalled: float | None = None
-    """The silence it was hung up after, if it was."""
+    task: asyncio.Task[SegmentAudio] = field(init=False)
+    ticket: Ticket | None = None
+    """Set once the limiter let it go."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One request the limiter let go: in which round (``epoch``), and as which of the requests
+    open at once (``level``: 5 is the fifth)."""
+
+    epoch: int
+    level: int
 
 
 class Limiter:
-    """A cap on concurrent engine requests that backs off when the service rate-limits.
+    """How many engine requests may be open at once, found by AIMD (see the module docstring).
 
-    ``async with limiter:`` around one request; ``rate_limited`` and ``succeeded`` report how it
-    went (see the module docstring). Waiters are served first come, first served.
+    ``async with limiter:`` around one request, then ``ticket()`` first thing inside it;
+    ``answered``, ``failed`` and ``succeeded`` with that ticket report how it went. Waiters are
+    served first come, first served. ``Limiter(limit)`` is pinned at ``limit``;
+    ``Limiter(limit, start=4)`` is adaptive, from 4 up to ``limit``.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int, *, start: int | None = None, policy: AdaptPolicy | None = None
+    ) -> None:
         if limit < 1:
             raise ValueError("a limiter needs a limit of at least 1")
         self.limit = limit
-        self.allowed = limit
-        """Requests allowed at once now: ``limit``, or fewer after rate limits."""
+        self.policy = policy or AdaptPolicy()
+        self.adaptive = start is not None
+        self.allowed = limit if start is None else max(1, min(start, limit))
+        """Requests allowed at once now (the level)."""
+        self.proven = self.allowed
+        """The most requests at once the service has been seen to take since the last decrease
+        (the start is taken on trust). ``allowed`` is never more than one above it."""
+        self.growing = self.adaptive
+        """Before the first sign of trouble: every answered probe allows the next one at once."""
         self.active = 0
         self.peak = 0
         """The most requests ever in flight at once."""
         self.epoch = 0
-        """Counts 429s: a success counts towards more only if its request began after the last."""
+        """Counts changes of the level downwards: a signal counts only if its request began
+        after the last one."""
+        self.decreases = 0
         self._resume_at = 0.0  # event-loop time before which no request starts
-        self._streak = 0
+        self._answers = 0  # answers in a row, begun in this epoch, since the last step up
+        self._refused_probes = 0  # probes refused in a row at this level
+        self._failures = 0  # connection failures in a row
         self._waiters: list[asyncio.Future[None]] = []
 
     async def __aenter__(self) -> None:
@@ -195,28 +297,93 @@ class Limiter:
         self.active -= 1
         self._wake()
 
+    def ticket(self) -> Ticket:
+        """The request just let in (call it first thing inside ``async with``)."""
+        return Ticket(self.epoch, self.active)
+
     def has_room(self) -> bool:
         """Whether a request could start now without waiting for anyone (hedges go only then)."""
         loop = asyncio.get_running_loop()
         return self._resume_at <= loop.time() and self.active < self.allowed and not self._waiters
 
-    def rate_limited(self, wait: float) -> None:
-        """A request (already out of the limiter) got a 429: pause everyone, allow fewer."""
-        now = asyncio.get_running_loop().time()
-        self.allowed = max(1, min(self.allowed, self.active))
-        self._resume_at = max(self._resume_at, now + wait)
-        self.epoch += 1
-        self._streak = 0
+    # -- what the requests report --------------------------------------------------------------
 
-    def succeeded(self, epoch: int) -> None:
-        """A request that began in ``epoch`` went through; enough of them allow one more."""
-        if epoch != self.epoch or self.allowed >= self.limit:
+    def answered(self, ticket: Ticket, *, slow: bool = False) -> None:
+        """The service began to answer the request (``slow``: far later than usual)."""
+        self._failures = 0
+        if ticket.epoch != self.epoch:
+            return  # begun before the last decrease: it proves nothing either way
+        if slow:
+            self._decrease(self.allowed)
             return
-        self._streak += 1
-        if self._streak >= 2 * self.limit:
-            self.allowed += 1
-            self._streak = 0
-            self._wake()
+        if ticket.level > self.proven:  # the probe went through: the service takes this many
+            self.proven = ticket.level
+            self._refused_probes = 0
+            self._answers = 0
+        else:
+            self._answers += 1
+        self._step_up()
+
+    def failed(self, ticket: Ticket | None, kind: str) -> None:
+        """The request failed: a 429 (``rate_limit``) or a connection failure (``network``) is
+        a sign of overload; other failures say nothing about load."""
+        if kind == "rate_limit":
+            self._failures = 0
+            self._refused(ticket)
+        elif kind == "network":
+            self._failures += 1
+            fresh = ticket is None or ticket.epoch == self.epoch
+            if fresh and self._failures >= self.policy.failure_run:
+                self._failures = 0
+                self._decrease(self.allowed)
+
+    def pause(self, wait: float) -> None:
+        """No request starts for ``wait`` seconds (a 429's ``Retry-After``)."""
+        now = asyncio.get_running_loop().time()
+        self._resume_at = max(self._resume_at, now + wait)
+
+    def rate_limited(self, wait: float, ticket: Ticket | None = None) -> None:
+        """A request (already out of the limiter) got a 429: pause everyone, allow fewer."""
+        self.failed(ticket, "rate_limit")
+        self.pause(wait)
+
+    # -- the level -----------------------------------------------------------------------------
+
+    def _refused(self, ticket: Ticket | None) -> None:
+        if ticket is not None and ticket.epoch != self.epoch:
+            return  # a request of the round already answered for
+        if self.allowed > self.proven:
+            # A probe was out: the service's limit is what it took before the probe.
+            self.allowed = max(1, min(self.proven, self.active))
+            self._refused_probes += 1
+            self._lowered()
+        else:
+            self._decrease(self.active)
+
+    def _decrease(self, open_now: int) -> None:
+        """Multiplicative decrease: never above ``open_now``, never below 1."""
+        self.allowed = max(1, min(open_now, math.floor(self.allowed * self.policy.decrease)))
+        self._refused_probes = 0
+        self._lowered()
+
+    def _lowered(self) -> None:
+        self.proven = self.allowed
+        self.growing = False
+        self.epoch += 1
+        self.decreases += 1
+        self._answers = 0
+
+    def _step_up(self) -> None:
+        """One more request at once, if no probe is out and it is time for one."""
+        if self.allowed > self.proven or self.allowed >= self.limit:
+            return
+        if not self.growing:
+            rounds = self.policy.probe_rounds * 2 ** min(self._refused_probes, 6)
+            if self._answers < rounds * self.allowed:
+                return
+        self.allowed = self.proven + 1
+        self._answers = 0
+        self._wake()
 
     def _wake(self) -> None:
         # Everyone re-checks, in arrival order; those that find no slot queue up again.
@@ -224,6 +391,37 @@ class Limiter:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def limiter_for(settings: Settings, policy: AdaptPolicy | None = None) -> Limiter:
+    """The run's own limiter: pinned at ``--concurrency``, else adaptive up to
+    ``--max-concurrency``."""
+    if settings.concurrency is not None:
+        return Limiter(settings.concurrency, policy=policy)
+    policy = policy or AdaptPolicy()
+    return Limiter(settings.max_concurrency, start=policy.start, policy=policy)
+
+
+@dataclass(frozen=True)
+class WorkOrder:
+    """In which order a run asks for its segments (see the module docstring)."""
+
+    head: int = 4
+    """The first segments, asked for in script order: the listener's audio starts at once."""
+    window: int = 24
+    """After them, each window of this many segments goes longest first."""
+
+
+def work_order(segments: Sequence[Segment], order: WorkOrder | None = None) -> list[int]:
+    """Positions in ``segments`` in the order to ask for them."""
+    order = order or WorkOrder()
+    head = min(max(order.head, 0), len(segments))
+    ordered = list(range(head))
+    window = max(order.window, 1)
+    for start in range(head, len(segments), window):
+        chunk = range(start, min(len(segments), start + window))
+        ordered += sorted(chunk, key=lambda i: (-len(segments[i].text), i))
+    return ordered
 
 
 _KIND_WORDS = {
@@ -293,13 +491,15 @@ class Scheduler:
         limiter: Limiter | None = None,
         rng: random.Random | None = None,
         stalls: StallPolicy | None = None,
+        order: WorkOrder | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.cache = cache
-        self.limiter = limiter or Limiter(settings.concurrency)
+        self.limiter = limiter or limiter_for(settings)
         self.stats = RunStats()
         self.pace = Pace(stalls or StallPolicy())
+        self.order = order or WorkOrder()
         self._rng = rng or random.Random()
         self._voice_id = engine.voice_id(settings)
         self._hung_up: set[asyncio.Task[SegmentAudio]] = set()
@@ -330,7 +530,7 @@ class Scheduler:
                             kind="rate_limit",
                             retry_after=wait,
                         ) from None
-                    limiter.rate_limited(wait)
+                    limiter.pause(wait)
                     delay = max(delay, wait)
                 elif exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, MAX_BACKOFF))
@@ -426,23 +626,38 @@ class Scheduler:
             task.exception()  # it finished before the cancel reached it: nothing to report
 
     def _send(self, segment: Segment) -> _Copy:
-        progress = Progress(on_first=self.pace.first_audio)
-        return _Copy(asyncio.create_task(self._one_request(segment, progress)), progress)
+        copy = _Copy(Progress())
+        copy.task = asyncio.create_task(self._one_request(segment, copy))
+        return copy
 
-    async def _one_request(self, segment: Segment, progress: Progress) -> SegmentAudio:
+    def _first_audio(self, ticket: Ticket, seconds: float) -> None:
+        """A request's answer began, ``seconds`` after it set off."""
+        slow = self.pace.slow(seconds, self.limiter.policy)
+        self.pace.first_audio(seconds)
+        self.limiter.answered(ticket, slow=slow)
+
+    async def _one_request(self, segment: Segment, copy: _Copy) -> SegmentAudio:
         limiter = self.limiter
-        async with limiter:
-            epoch = limiter.epoch
-            self.stats.requests += 1
-            REQUEST_PROGRESS.set(progress)  # this task's own context: seen by this request only
-            audio = await self.engine.synthesize(segment, self.settings)
-        limiter.succeeded(epoch)
-        if progress.first is not None:
+        progress = copy.progress
+        try:
+            async with limiter:
+                ticket = copy.ticket = limiter.ticket()
+                progress.on_first = functools.partial(self._first_audio, ticket)
+                self.stats.requests += 1
+                REQUEST_PROGRESS.set(progress)  # this task's own context: this request only
+                audio = await self.engine.synthesize(segment, self.settings)
+        except TransientError as exc:
+            # At once, within the round trip that brought the news: a 429 or a run of connection
+            # failures lowers the level before any other request sets off.
+            limiter.failed(copy.ticket, exc.kind)
+            raise
+        if progress.first is None:
+            limiter.answered(ticket)  # an engine that reports no progress: this is its answer
+        else:
             self.pace.answered(progress.longest_gap)
         return audio
 
-    async def _one(self, segment: Segment) -> tuple[SegmentAudio, bool]:
-        key = cache_key(self._voice_id, segment)
+    async def _one(self, segment: Segment, key: str) -> tuple[SegmentAudio, bool]:
         cached = self.cache.get(key, segment)
         if cached is not None:
             self.stats.cache_hits += 1
@@ -460,12 +675,22 @@ class Scheduler:
         self, script: Script, on_ready: ProgressCallback | None = None
     ) -> AsyncIterator[SegmentAudio]:
         """Yield each segment's audio in script order."""
-        tasks = [asyncio.create_task(self._one(seg)) for seg in script.segments]
+        segments = script.segments
+        keys = [cache_key(self._voice_id, segment) for segment in segments]
+        first_with: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            first_with.setdefault(key, index)
+        distinct = [i for i, key in enumerate(keys) if first_with[key] == i]
+        self.stats.duplicates += len(segments) - len(distinct)
+        tasks: dict[str, asyncio.Task[tuple[SegmentAudio, bool]]] = {}
+        for position in work_order([segments[i] for i in distinct], self.order):
+            index = distinct[position]  # tasks ask the limiter in the order they are made
+            tasks[keys[index]] = asyncio.create_task(self._one(segments[index], keys[index]))
         failed: dict[int, TransientError] = {}
         try:
-            for index, task in enumerate(tasks):
+            for index, key in enumerate(keys):
                 try:
-                    audio, from_cache = await task
+                    audio, from_cache = await tasks[key]
                 except TransientError as exc:
                     failed[index] = exc
                     continue
@@ -474,11 +699,18 @@ class Scheduler:
                 if not failed:
                     yield audio
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
             # requests hung up on: their connections close before the run ends
             await asyncio.gather(*self._hung_up, return_exceptions=True)
+            limiter = self.limiter
+            self.stats.adaptive = limiter.adaptive
+            self.stats.level, self.stats.peak, self.stats.limit = (
+                limiter.allowed,
+                limiter.peak,
+                limiter.limit,
+            )
         if failed:
             raise SegmentsFailed(
                 describe_failures(script, failed, cached=self.cache.root is not None),

@@ -1,0 +1,149 @@
+"""Adaptive concurrency and work order, against the edge stand-in with the real ``edge_tts``.
+
+The stand-in caps the connections it takes (HTTP 429 with ``Retry-After`` beyond the cap) and
+counts, on its side, every connection asked for at once: refused handshakes included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+from newsreader.models import Segment, SegmentAudio
+from newsreader.synth.cache import SegmentCache
+from newsreader.synth.edge import EdgeEngine
+from newsreader.synth.scheduler import Limiter, Scheduler, WorkOrder, limiter_for, work_order
+from tests.audio import make_script, make_segment
+from tests.standin.server import EdgeStandin, tone_mp3
+from tests.synth.test_stalls import edge_settings, segments
+
+
+def run(scheduler: Scheduler, parts: tuple[Segment, ...], levels: list[int]) -> list[SegmentAudio]:
+    """Synthesize ``parts``, noting the limiter's level every 5 ms in ``levels``."""
+
+    async def watch() -> None:
+        while True:
+            levels.append(scheduler.limiter.allowed)
+            await asyncio.sleep(0.005)
+
+    async def go() -> list[SegmentAudio]:
+        watcher = asyncio.create_task(watch())
+        try:
+            script = make_script(parts, ("标题",))
+            return [audio async for audio in scheduler.run(script)]
+        finally:
+            watcher.cancel()
+
+    return asyncio.run(asyncio.wait_for(go(), 60))  # a guard for the test itself
+
+
+def assert_complete(
+    done: list[SegmentAudio], parts: tuple[Segment, ...], edge: EdgeStandin
+) -> None:
+    assert len(done) == len(parts)
+    for audio, segment in zip(done, parts, strict=True):
+        assert audio.mp3 == tone_mp3(edge.plan(segment.text).frames), segment.text
+
+
+def test_adaptive_concurrency_meets_the_cap_with_one_probe_and_recovers_after_429s(
+    edge_standin: EdgeStandin,
+) -> None:
+    cap, burst = 6, range(40, 50)
+    edge_standin.configure(
+        max_connections=cap, retry_after=0.2, first_audio_latency=0.05, realtime_multiple=20.0
+    )
+    # Besides the cap: the service refuses ten handshakes in a row (40 to 49), as a service does
+    # when it starts throttling a client.
+    edge_standin.set_faults(
+        chooser=lambda number, text: "http_429" if text is None and number in burst else None
+    )
+    parts = segments(110)
+    settings = edge_settings(concurrency=None, max_concurrency=16, retries=10)
+    limiter = limiter_for(settings)
+    assert (limiter.adaptive, limiter.allowed, limiter.limit) == (True, 4, 16)
+    scheduler = Scheduler(
+        EdgeEngine(), settings, SegmentCache(None), limiter=limiter, rng=random.Random(1)
+    )
+    levels: list[int] = []
+    done = run(scheduler, parts, levels)
+    assert_complete(done, parts, edge_standin)
+
+    # Never more than one probe beyond the service's cap, seen from both sides.
+    assert edge_standin.max_open_connections == cap  # it found the cap ...
+    assert edge_standin.max_asked_connections <= cap + 1  # ... one probe at a time
+    assert limiter.peak <= cap + 1
+    log = edge_standin.handshake_log
+    at_cap = [h for h in log if h.status == 429 and h.number not in burst]
+    assert 1 <= len(at_cap) <= 5, [h.number for h in at_cap]  # probes, not hammering
+
+    # The burst halved the level round after round, down to 1, and it grew back to the cap.
+    lowest = levels.index(1)
+    assert cap in levels[lowest:], levels
+    assert scheduler.stats.level >= cap
+    stats = scheduler.stats
+    assert (stats.adaptive, stats.limit, stats.peak) == (True, 16, limiter.peak)
+    assert stats.concurrency_note() == f"concurrency settled at {stats.level} (at most 16)"
+    assert stats.failures["rate_limit"] == len([h for h in log if h.status == 429])
+
+
+def test_a_pinned_run_stays_at_its_level(edge_standin: EdgeStandin) -> None:
+    edge_standin.configure(first_audio_latency=0.05, realtime_multiple=20.0)
+    parts = segments(30)
+    settings = edge_settings(concurrency=3, max_concurrency=16)
+    scheduler = Scheduler(EdgeEngine(), settings, SegmentCache(None))
+    levels: list[int] = []
+    assert_complete(run(scheduler, parts, levels), parts, edge_standin)
+    assert set(levels) == {3}
+    assert edge_standin.max_asked_connections == 3
+    assert scheduler.stats.concurrency_note() == ""
+
+
+def test_identical_segments_are_synthesized_once(edge_standin: EdgeStandin) -> None:
+    edge_standin.configure(first_audio_latency=0.02)
+    distinct = segments(4)
+    repeated = "本报讯。"  # e.g. a sign-off line the article repeats
+    texts = [distinct[0].text, repeated, distinct[1].text, repeated, distinct[2].text, repeated]
+    texts += [distinct[3].text, distinct[1].text]
+    parts = tuple(make_segment(i + 1, (text,)) for i, text in enumerate(texts))
+    scheduler = Scheduler(EdgeEngine(), edge_settings(), SegmentCache(None))
+    done = run(scheduler, parts, [])
+    assert_complete(done, parts, edge_standin)
+    asked = Counter(request.text for request in edge_standin.requests)
+    assert asked == Counter(set(texts))  # each text once
+    assert scheduler.stats.duplicates == 3
+    assert scheduler.stats.requests == 5
+
+
+def test_segments_are_asked_for_in_work_order(edge_standin: EdgeStandin) -> None:
+    """One connection at a time: the stand-in sees the headline and first paragraphs in script
+    order, then each window longest first."""
+    lengths = [2, 5, 1, 3, 2, 6, 4, 1, 5, 3]
+    parts = tuple(
+        make_segment(i + 1, (f"第{i + 1}段" + "市民阅读" * n + "。",))
+        for i, n in enumerate(lengths)
+    )
+    order = WorkOrder(head=2, window=4)
+    scheduler = Scheduler(
+        EdgeEngine(), edge_settings(concurrency=1), SegmentCache(None), order=order
+    )
+    done = run(scheduler, parts, [])
+    assert_complete(done, parts, edge_standin)
+    asked = [request.text for request in edge_standin.requests]
+    expected = [parts[i].text for i in work_order(parts, order)]
+    assert asked == expected
+    assert asked[:2] == [parts[0].text, parts[1].text]
+    assert asked[2:6] == [parts[i].text for i in (5, 3, 4, 2)]  # lengths 6, 3, 2, 1
+
+
+def test_the_limiter_a_service_shares_keeps_working(edge_standin: EdgeStandin) -> None:
+    """A limiter given to the scheduler (as the service gives its shared one) is used as is."""
+    edge_standin.configure(first_audio_latency=0.05, realtime_multiple=20.0)
+    parts = segments(12)
+    shared = Limiter(2)
+    scheduler = Scheduler(
+        EdgeEngine(), edge_settings(concurrency=None), SegmentCache(None), limiter=shared
+    )
+    assert_complete(run(scheduler, parts, []), parts, edge_standin)
+    assert edge_standin.max_asked_connections == 2
+    assert scheduler.stats.limit == 2 and not scheduler.stats.adaptive
