@@ -138,6 +138,10 @@ def assert_complete(out: Path, script: Script, edge: EdgeStandin) -> None:
     assert episode_problems(out.read_bytes(), script.segments, edge.plan, vtt) == []
 
 
+def assert_complete_mp3(out: Path, script: Script, edge: EdgeStandin) -> None:
+    assert episode_problems(out.read_bytes(), script.segments, edge.plan) == []
+
+
 def assert_nothing_written(out: Path) -> None:
     assert not out.exists()
     assert not out.with_suffix(".vtt").exists()
@@ -299,6 +303,45 @@ def test_429_at_the_services_cap_backs_off_and_carries_on(
     # where a run that kept trying 4 at a time against a cap of 2 would meet about 30.
     assert len(refusals) <= 8
     assert rendered.stats.failures["rate_limit"] == len(refusals)
+
+
+def test_read_is_adaptive_by_default_and_says_where_it_settled(
+    edge_standin: EdgeStandin, article_file: Path, tmp_path: Path
+) -> None:
+    """The service takes 5 connections at once: the default run finds that, with one probe
+    beyond it at a time, and its summary says so; ``--concurrency`` pins the level."""
+    edge_standin.configure(max_connections=5, retry_after=0.1, first_audio_latency=0.05)
+    out = tmp_path / "adaptive.mp3"
+    common = ("--engine", "edge", "--no-cache", "--max-concurrency", "8")
+    code, err = cli("read", str(article_file), "-o", str(out), *common)
+    assert code == 0, err
+    assert edge_standin.max_open_connections == 5
+    assert edge_standin.max_asked_connections <= 6
+    settled = re.search(r"concurrency settled at (\d+) \(at most 8\)", err)
+    assert settled, err
+    assert 4 <= int(settled[1]) <= 6
+    assert_complete_mp3(out, script_of(article_file, edge_settings(tmp_path)), edge_standin)
+
+    edge_standin.reset()
+    edge_standin.configure(max_connections=5, first_audio_latency=0.05)
+    code, err = cli("read", str(article_file), "-o", str(out), *common, "--concurrency", "2")
+    assert code == 0, err
+    assert "concurrency settled" not in err
+    assert edge_standin.max_asked_connections == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--max-concurrency", "0"), ("--max-concurrency", "17")]
+)
+def test_max_concurrency_out_of_range_is_one_line(
+    option: str, value: str, small_article: Path, tmp_path: Path
+) -> None:
+    code, err = cli("read", str(small_article), "-o", str(tmp_path / "x.mp3"), option, value)
+    assert code == 2, err
+    assert err.strip() == (
+        f"newsreader: error: {option} {value} is out of range: use 1 to 16 "
+        "(the online service blocks clients that open many connections)."
+    )
 
 
 def test_persistent_429_says_rate_limited(

@@ -103,6 +103,7 @@ def read(
                 f"wrote {target}: {_minutes(rendered.reading.duration)}, "
                 f"{len(script.segments)} segments ({stats.cache_hits} from cache, "
                 f"{stats.requests} requests), engine {rendered.engine}"
+                + (f", {stats.concurrency_note()}" if stats.concurrency_note() else "")
                 + (f", subtitles {subtitles}" if subtitles else ""),
                 markup=False,
             )

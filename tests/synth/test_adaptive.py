@@ -82,7 +82,7 @@ def test_adaptive_concurrency_meets_the_cap_with_one_probe_and_recovers_after_42
     assert cap in levels[lowest:], levels
     assert scheduler.stats.level >= cap
     stats = scheduler.stats
-    assert (stats.adaptive, stats.limit, stats.peak) == (True, 16, limiter.peak)
+    assert (stats.adaptive_limit, stats.peak) == (16, limiter.peak)
     assert stats.concurrency_note() == f"concurrency settled at {stats.level} (at most 16)"
     assert stats.failures["rate_limit"] == len([h for h in log if h.status == 429])
 
@@ -146,4 +146,4 @@ def test_the_limiter_a_service_shares_keeps_working(edge_standin: EdgeStandin) -
     )
     assert_complete(run(scheduler, parts, []), parts, edge_standin)
     assert edge_standin.max_asked_connections == 2
-    assert scheduler.stats.limit == 2 and not scheduler.stats.adaptive
+    assert (scheduler.stats.adaptive_limit, scheduler.stats.peak) == (0, 2)

@@ -99,20 +99,18 @@ class RunStats:
     """Second copies sent for a request slow to answer."""
     duplicates: int = 0
     """Segments whose text an earlier segment already had: synthesized once, used again."""
-    adaptive: bool = False
-    """Whether the level of concurrency was adaptive (not pinned by ``--concurrency``)."""
     level: int = 0
-    """The level the run settled at: requests allowed at once when it ended."""
+    """The level of concurrency the run settled at: requests allowed at once when it ended."""
     peak: int = 0
     """The most requests that were open at once."""
-    limit: int = 0
-    """The level's ceiling (``--max-concurrency``, or the pinned ``--concurrency``)."""
+    adaptive_limit: int = 0
+    """The ceiling of adaptive concurrency (``--max-concurrency``); 0 when it was pinned."""
 
     def concurrency_note(self) -> str:
         """``concurrency settled at 12 (at most 16)`` for an adaptive run; '' for a pinned one."""
-        if not self.adaptive:
+        if not self.adaptive_limit:
             return ""
-        return f"concurrency settled at {self.level} (at most {self.limit})"
+        return f"concurrency settled at {self.level} (at most {self.adaptive_limit})"
 
 
 @dataclass(frozen=True)
@@ -705,12 +703,8 @@ class Scheduler:
             # requests hung up on: their connections close before the run ends
             await asyncio.gather(*self._hung_up, return_exceptions=True)
             limiter = self.limiter
-            self.stats.adaptive = limiter.adaptive
-            self.stats.level, self.stats.peak, self.stats.limit = (
-                limiter.allowed,
-                limiter.peak,
-                limiter.limit,
-            )
+            self.stats.level, self.stats.peak = limiter.allowed, limiter.peak
+            self.stats.adaptive_limit = limiter.limit if limiter.adaptive else 0
         if failed:
             raise SegmentsFailed(
                 describe_failures(script, failed, cached=self.cache.root is not None),
