@@ -125,8 +125,10 @@ def normalize_pieces(
     aim = target
     out: list[FloatArray] = []
     loss: float | None = None
+    applied = gain
     for _ in range(MAX_PASSES):
-        factor = 10 ** (gain / 20)
+        applied = gain
+        factor = 10 ** (applied / 20)
         out = [limit(s * factor, rate, peak_ceiling) for s in originals]
         if loss is None:
             loss = coding_loss(out, rate)
@@ -135,7 +137,7 @@ def normalize_pieces(
         if abs(aim - after) < TOLERANCE:
             break
         gain = max(-MAX_GAIN_DB, min(MAX_GAIN_DB, gain + aim - after))
-    return [to_pcm(s) for s in out], gain
+    return [to_pcm(s) for s in out], applied
 
 
 def coding_loss(pieces: Sequence[FloatArray], rate: int) -> float:

@@ -39,6 +39,7 @@ from mutagen.id3 import (
 
 from newsreader.audio.atomic import atomic_write
 from newsreader.audio.mp3 import info_frame
+from newsreader.audio.replaygain import ReplayGain, replaygain_frames
 from newsreader.models import FRAME_BYTES, Reading
 
 # ID3v2.3 has no UTF-8; UTF-16 with a BOM is what v2.3 readers expect for Chinese text.
@@ -64,6 +65,8 @@ class Tags:
     genre: str | None = None
     cover: bytes | None = None
     """Front-cover artwork to embed (APIC): PNG or JPEG bytes."""
+    replaygain: ReplayGain | None = None
+    """Measured loudness and true peak of the finished audio, written as ReplayGain TXXX."""
 
     def __post_init__(self) -> None:
         if self.cover is not None:
@@ -107,6 +110,8 @@ def id3_tag(reading: Reading, tags: Tags) -> bytes:
     if tags.comment:
         code = _language_code(tags.language)
         frames.append(COMM(encoding=_TEXT, lang=code, desc="", text=[tags.comment]))
+    if tags.replaygain is not None:
+        frames.extend(replaygain_frames(tags.replaygain))
     body = [_rendered(frames)]
 
     chapters = sorted(reading.chapters, key=lambda chapter: chapter.start)

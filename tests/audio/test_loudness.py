@@ -1,0 +1,134 @@
+"""BS.1770 measurement: the standard's coefficients, known signals, ffmpeg's ebur128 as judge."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from newsreader.audio import loudness
+from newsreader.audio.encode import encode_pcm
+from newsreader.audio.loudness import Measurement, measure_frames, measure_samples
+from newsreader.audio.mp3 import silence
+from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
+from tests.audio.meter import ebur128, speech_pcm
+
+
+def sine(rate: int, seconds: float, frequency: float, amplitude: float, phase: float = 0.0):  # type: ignore[no-untyped-def]
+    t = np.arange(round(rate * seconds)) / rate
+    return amplitude * np.sin(2 * np.pi * frequency * t + phase)
+
+
+@pytest.fixture(scope="module")
+def speech_frames() -> list[bytes]:
+    return [encode_pcm(pcm, ESPEAK_RATE) for pcm in speech_pcm()]
+
+
+def test_k_weighting_at_48_khz_is_the_standards_table() -> None:
+    # ITU-R BS.1770-4, tables 1 and 2.
+    shelf, highpass = loudness.k_weighting(48_000)
+    assert shelf == pytest.approx(
+        [1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241,
+         0.73248077421585], abs=1e-10)  # fmt: skip
+    assert highpass == pytest.approx([1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621])
+
+
+@pytest.mark.parametrize("rate", [24_000, 22_050, 48_000])
+def test_a_full_scale_997_hz_sine_reads_minus_3_lufs(rate: int) -> None:
+    # BS.1770's calibration: a 0 dBFS 997 Hz sine in one channel reads -3.01 LKFS.
+    measured = measure_samples(sine(rate, 5.0, 997, 1.0), rate)
+    assert measured.integrated == pytest.approx(-3.01, abs=0.05)
+    quieter = measure_samples(sine(rate, 5.0, 997, 0.1), rate)
+    assert quieter.integrated == pytest.approx(-23.01, abs=0.05)
+
+
+def test_true_peak_finds_the_peak_between_samples() -> None:
+    # A sine at a quarter of the rate, sampled 45 degrees off its crests: every sample is at
+    # 0.707 of the amplitude; the true peak is the amplitude.
+    samples = sine(24_000, 1.0, 6000, 0.5, phase=math.pi / 4)
+    assert np.abs(samples).max() == pytest.approx(0.5 / math.sqrt(2), rel=1e-6)
+    # (the abrupt start and end ring a little above it)
+    assert loudness.true_peak(samples, 24_000) == pytest.approx(0.5, abs=0.01)
+
+
+def test_true_peak_over_candidates_equals_oversampling_everything() -> None:
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal(48_000) * 0.05
+    noise[[1000, 20_000, 20_003, 47_990]] = [0.4, -0.5, 0.45, 0.3]
+    full = float(np.abs(resample_poly(noise, 8, 1)).max())
+    assert loudness.true_peak(noise, 24_000) == pytest.approx(full, rel=1e-9)
+
+
+def test_speech_frames_measure_as_ffmpeg_measures_them(speech_frames: list[bytes]) -> None:
+    mp3 = b"".join(speech_frames)
+    ours = measure_frames(mp3)
+    theirs = ebur128(mp3)
+    assert ours.integrated == pytest.approx(theirs[0], abs=0.15)
+    assert ours.true_peak == pytest.approx(theirs[1], abs=0.25)
+
+
+def test_segments_measured_apart_combine_into_the_whole(speech_frames: list[bytes]) -> None:
+    gaps = [17, 9, 30, 5]
+    whole = b"".join(part + silence(gap) for part, gap in zip(speech_frames, gaps, strict=True))
+    parts = loudness.programme(
+        [
+            x
+            for part, gap in zip(speech_frames, gaps, strict=True)
+            for x in (measure_frames(part), gap)
+        ]
+    )
+    together = measure_frames(whole)
+    assert len(parts.energy) == len(together.energy) == len(whole) // 144 * 6
+    assert parts.integrated == pytest.approx(together.integrated, abs=0.02)
+    assert parts.true_peak == pytest.approx(together.true_peak, abs=0.05)
+    assert parts.integrated == pytest.approx(ebur128(whole)[0], abs=0.15)
+
+
+def test_a_measurement_survives_storage_and_gain() -> None:
+    measured = measure_samples(sine(24_000, 2.0, 440, 0.25), 24_000)
+    back = Measurement.from_bytes(measured.to_bytes())
+    assert back.rate == 24_000 and back.peak == measured.peak
+    assert back.integrated == pytest.approx(measured.integrated, abs=1e-4)
+    louder = measured.scaled(6.0)
+    assert louder.integrated == pytest.approx(measured.integrated + 6.0, abs=1e-9)
+    assert louder.true_peak == pytest.approx(measured.true_peak + 6.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("data", [b"", b"NRL1", b"XXXX" + bytes(12), b"NRL1" + bytes(13)])
+def test_anything_else_is_not_a_stored_measurement(data: bytes) -> None:
+    with pytest.raises(ValueError, match="stored loudness measurement"):
+        Measurement.from_bytes(data)
+
+
+def test_silence_and_short_audio_have_no_loudness() -> None:
+    assert loudness.silent_frames(500).integrated == -math.inf
+    assert loudness.silent_frames(500).true_peak == -math.inf
+    short = measure_samples(sine(24_000, 0.3, 440, 0.5), 24_000)  # shorter than one 400 ms block
+    assert short.integrated == -math.inf
+    assert loudness.describe(-math.inf, -math.inf) == "-inf LUFS, true peak -inf dBTP"
+    assert loudness.describe(-16.04, -1.26) == "-16.0 LUFS, true peak -1.3 dBTP"
+
+
+def test_quiet_passages_are_gated_out() -> None:
+    loud = measure_samples(sine(24_000, 4.0, 997, 0.1), 24_000)
+    whisper = measure_samples(sine(24_000, 4.0, 997, 0.001), 24_000)  # 40 dB down: gated
+    both = loudness.join([loud, whisper, loud])
+    # Ungated, 4 s of near-silence in 12 s would read 1.76 dB lower; gated, only the few blocks
+    # that straddle the edges count against it.
+    assert loud.integrated - 0.25 < both.integrated < loud.integrated
+
+
+def test_measurements_at_different_rates_do_not_join() -> None:
+    with pytest.raises(ValueError, match="different rates"):
+        loudness.join([loudness.silence(24_000, 100), loudness.silence(22_050, 100)])
+    with pytest.raises(ValueError, match="multiple of 10 Hz"):
+        loudness.silence(11_025, 100)
+
+
+def test_only_whole_frames_are_decoded() -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        loudness.decode_frames(bytes(145))
+    assert len(loudness.decode_frames(b"")) == 0
