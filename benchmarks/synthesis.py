@@ -238,14 +238,19 @@ def assembly_seconds(article: Path, cache: Path, folder: Path) -> float:
 
 
 def zero_overhead_schedule(
-    segments: Sequence[Segment], edge: EdgeStandin, connections: int, latency: dict[str, float]
+    segments: Sequence[Segment],
+    edge: EdgeStandin,
+    connections: int,
+    latency: dict[str, float],
+    order: Sequence[int] | None = None,
 ) -> float:
-    """When the last answer would end if the requests, in script order, each took exactly what
-    the latency model says (handshake + first audio + audio ÷ real-time multiple) on
-    ``connections`` connections, with nothing else taking any time: the best our scheduler
-    could do at that concurrency."""
+    """When the last answer would end if the requests, in script order (or ``order``: positions
+    in ``segments``), each took exactly what the latency model says (handshake + first audio +
+    audio ÷ real-time multiple) on ``connections`` connections, with nothing else taking any
+    time: the best our scheduler could do at that concurrency."""
     slots = [0.0] * connections
-    for segment in segments:
+    for position in order if order is not None else range(len(segments)):
+        segment = segments[position]
         took = latency["handshake_latency"] + latency["first_audio_latency"]
         took += edge.plan(segment.text).duration / latency["realtime_multiple"]
         heapq.heapreplace(slots, slots[0] + took)

@@ -1,0 +1,239 @@
+"""Throughput benchmark: adaptive concurrency against fixed levels and the edge-tts CLI.
+
+    python -m benchmarks throughput            # or: python3 tasks.py bench throughput
+    python -m benchmarks throughput --quick    # a short article, to check that it works
+
+Everything talks to the local edge stand-in (``tests/standin``), which answers with a latency
+model — a handshake of ``--handshake`` s, the first audio ``--first-audio`` s after the request,
+audio at ``--realtime`` × real time, 5 characters of speech a second — and refuses connections
+beyond ``--cap`` at once with HTTP 429 and ``Retry-After``, as the real service blocks clients
+that open many. Each contender runs as its own process (``benchmarks/synthesis.py``), on a
+1× article (``--paragraphs``) and on one 4× as long:
+
+- the edge-tts CLI (``--file … --write-media …``: one request after another);
+- ``newsreader read`` with its defaults (adaptive concurrency), and pinned at 4, 8 and 16.
+
+For each newsreader run: the wall time, its ratio to the edge-tts CLI, the most connections
+the stand-in saw at once (refused ones included), the level adaptive concurrency settled at
+(from ``read``'s summary line), and the *zero-overhead bound* at that level: when the last
+answer would end if every request took exactly what the latency model says, in newsreader's
+own work order, on that many connections, with nothing else taking any time. Every episode is
+checked segment by segment against the stand-in's answers. Targets: the default run within
+0.15 × the edge-tts CLI's time and within 1.15 × its zero-overhead bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # ``tests.standin`` lives in the repository, not in the package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthesis import (  # noqa: E402
+    VOICE,
+    audio_seconds,
+    edge_tts_cli,
+    machine,
+    make_article,
+    newsreader_read,
+    zero_overhead_schedule,
+)
+
+SETTLED = re.compile(r"concurrency settled at (\d+) \(at most (\d+)\)")
+
+
+@dataclass(frozen=True)
+class Run:
+    article: str
+    label: str
+    seconds: float
+    requests: int
+    refused: int
+    asked_at_once: int
+    level: int | None
+    """Adaptive: the level it settled at; pinned: the level."""
+    bound: float | None
+    problems: list[str]
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks throughput")
+    parser.add_argument("--paragraphs", type=int, default=27)
+    parser.add_argument("--characters", type=int, default=5000)
+    parser.add_argument("--handshake", type=float, default=0.1, help="seconds")
+    parser.add_argument("--first-audio", type=float, default=0.4, help="seconds")
+    parser.add_argument("--realtime", type=float, default=15.0, help="× real time")
+    parser.add_argument("--cap", type=int, default=16, help="connections the stand-in takes")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="seconds, with each 429")
+    parser.add_argument("--levels", default="4,8,16", help="pinned --concurrency levels")
+    parser.add_argument("--sizes", default="1,4", help="article sizes, in multiples of the 1×")
+    parser.add_argument(
+        "--edge-tts-sizes",
+        default=None,
+        help="sizes to run the edge-tts CLI on (default: all); for the others its time is "
+        "scaled from the largest one run, by audio length (it makes one request after another)",
+    )
+    parser.add_argument("--quick", action="store_true", help="8 paragraphs, 1× only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.paragraphs, args.characters, args.sizes = 8, 1500, "1"
+    sizes = [int(s) for s in args.sizes.split(",")]
+    edge_sizes = (
+        sizes if args.edge_tts_sizes is None else [int(s) for s in args.edge_tts_sizes.split(",")]
+    )
+    levels = [int(c) for c in args.levels.split(",")]
+    latency = {
+        "handshake_latency": args.handshake,
+        "first_audio_latency": args.first_audio,
+        "realtime_multiple": args.realtime,
+    }
+
+    from tests.standin.server import EdgeStandin, StandinOptions
+    from tests.standin.verify import episode_problems
+
+    from newsreader import pipeline
+    from newsreader.config import Settings
+    from newsreader.synth.scheduler import work_order
+
+    options = StandinOptions(
+        max_connections=args.cap, retry_after=args.retry_after, **latency
+    )  # fmt: skip
+    runs: list[Run] = []
+    edge_tts: dict[str, tuple[float, float, bool]] = {}  # article → (seconds, audio, measured)
+    notes: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="newsreader-bench-") as temp,
+        EdgeStandin(options) as edge,
+    ):
+        work = Path(temp)
+        address = f"127.0.0.1:{edge.port}"
+        for size in sizes:
+            name = f"{size}×"
+            article = work / f"article-{size}.txt"
+            article.write_text(
+                make_article(args.paragraphs * size, args.characters * size), encoding="utf-8"
+            )
+            settings = Settings(engine="edge", voice=VOICE)
+            script = pipeline.make_script(pipeline.load_article(str(article), settings), settings)
+            segments = script.segments
+            order = work_order(segments)
+            notes.append(
+                f"{name} article: {args.paragraphs * size} paragraphs, "
+                f"{sum(len(b.text) for b in script.article.blocks):,} characters, "
+                f"{len(segments)} segments"
+            )
+
+            if size in edge_sizes:
+                _say(f"{name}: edge-tts CLI …")
+                out = work / f"edge-tts-{size}.mp3"
+                edge.reset()
+                theirs = edge_tts_cli(address, article, out)
+                edge_tts[name] = (theirs.seconds, audio_seconds(out), True)
+
+            contenders: list[tuple[str, list[str], int | None]] = [("default", [], None)]
+            contenders += [(f"--concurrency {n}", ["--concurrency", str(n)], n) for n in levels]
+            for label, extra, pinned in contenders:
+                _say(f"{name}: newsreader read {label} …")
+                out = work / f"ours-{size}-{pinned or 'default'}.mp3"
+                edge.reset()
+                timed = newsreader_read(
+                    address, article, out, None, "--engine", "edge", *extra
+                )  # fmt: skip
+                edge.wait_idle(5.0)
+                settled = SETTLED.search(timed.stderr)
+                level = pinned if pinned is not None else int(settled[1]) if settled else None
+                bound = (
+                    zero_overhead_schedule(segments, edge, level, latency, order) if level else None
+                )
+                runs.append(
+                    Run(
+                        name,
+                        label,
+                        timed.seconds,
+                        edge.handshakes,
+                        edge.refused_by_status.get(429, 0),
+                        edge.max_asked_connections,
+                        level,
+                        bound,
+                        episode_problems(out.read_bytes(), segments, edge.plan),
+                    )
+                )
+            if name not in edge_tts:
+                ours = work / f"ours-{size}-default.mp3"
+                edge_tts[name] = (0.0, audio_seconds(ours), False)
+
+    # The edge-tts CLI's time where it was not run: scaled by audio length from the largest run.
+    measured = [(s, a) for s, a, m in edge_tts.values() if m]
+    if measured:
+        per_second = max(measured, key=lambda m: m[1])
+        for name, (_, audio, was_run) in list(edge_tts.items()):
+            if not was_run:
+                edge_tts[name] = (per_second[0] / per_second[1] * audio, audio, False)
+
+    print()
+    print(f"Machine: {machine()}")
+    print(
+        f"Stand-in: handshake {args.handshake:g} s, first audio {args.first_audio:g} s after the "
+        f"request, audio at {args.realtime:g}× real time, 5 characters of speech a second; "
+        f"HTTP 429 (Retry-After {args.retry_after:g} s) beyond {args.cap} connections at once."
+    )
+    print()
+    print(
+        "| article | run | wall time | ÷ edge-tts CLI | requests (429s) | most connections "
+        "asked at once | level | zero-overhead bound at that level | ÷ bound | episode |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    verdicts: list[str] = []
+    for name in dict.fromkeys(run.article for run in runs):
+        seconds, _, was_run = edge_tts[name]
+        estimated = "" if was_run else " (scaled, not run)"
+        print(f"| {name} | edge-tts CLI | {seconds:.1f} s{estimated} | 1.00 | | 1 | | | | |")
+        for run in (r for r in runs if r.article == name):
+            ratio = run.seconds / seconds if seconds else float("nan")
+            over = run.seconds / run.bound if run.bound else None
+            episode = "complete" if not run.problems else f"**{len(run.problems)} problems**"
+            level = "" if run.level is None else str(run.level)
+            if run.label == "default":
+                level = f"settled at {level}" if level else "not reported"
+            print(
+                f"| {name} | `read` {run.label} | {run.seconds:.1f} s | {ratio:.2f} "
+                f"| {run.requests} ({run.refused}) | {run.asked_at_once} | {level} "
+                f"| {run.bound:.1f} s | {over:.2f}× | {episode} |"
+                if run.bound is not None and over is not None
+                else f"| {name} | `read` {run.label} | {run.seconds:.1f} s | {ratio:.2f} "
+                f"| {run.requests} ({run.refused}) | {run.asked_at_once} | {level} | | "
+                f"| {episode} |"
+            )
+            if run.label == "default":
+                fast = ratio <= 0.15
+                close = over is not None and over <= 1.15
+                verdicts.append(
+                    f"{name}, default: {ratio:.2f} × the edge-tts CLI (target ≤ 0.15: "
+                    f"{'met' if fast else 'missed'}); "
+                    + (
+                        f"{over:.2f} × its zero-overhead bound (target ≤ 1.15: "
+                        f"{'met' if close else 'missed'})"
+                        if over is not None
+                        else "no level reported"
+                    )
+                )
+    print()
+    for line in notes + verdicts:
+        print(f"- {line}")
+    for run in runs:
+        for problem in run.problems[:3]:
+            print(f"- {run.article} {run.label}: {problem}")
+
+
+def _say(message: str) -> None:
+    print(f"… {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
