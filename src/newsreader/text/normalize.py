@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import opencc
 
+from newsreader.text.numbers import code, digits, fraction_digits, integer, number, roman
+
 # ── script (简/繁) ────────────────────────────────────────────────────────────────────────────────
 
 # Character-level configurations: s2tw/s2hk change characters and Taiwan/Hong Kong variants, never
@@ -78,17 +80,10 @@ def is_speakable(text: str) -> bool:
 
 # ── data ──────────────────────────────────────────────────────────────────────────────────────────
 
-_CODE_DIGITS = "〇一二三四五六七八九"
-"""Digits read one by one (years, codes, phone numbers): 2024 → 二〇二四."""
-_FRACTION_DIGITS = "零一二三四五六七八九"
-"""Digits after a decimal point, as cn2an writes them: 3.05 → 三点零五."""
-
 URL_WORD = "网址"
-"""Said instead of a web address: spelling out ``https://…`` letter by letter helps no listener."""
-EMAIL_WORD = "邮箱"
-"""Said instead of an e-mail address."""
-# A link right after one of these words is dropped instead (网址：https://… → 网址：), so the
-# placeholder is not said twice.
+"""Said before the site of a long web address (网址gov点cn): its path helps no listener."""
+# After one of these words a long link is said by its site alone (网址：gov点cn), so 网址 is not
+# said twice.
 _LINK_INTRODUCERS = ("网址", "網址", "链接", "鏈接", "連結", "邮箱", "郵箱", "信箱", "邮件", "郵件")
 
 # Units written after a number → how they are said. Matched longest first, so km/h wins over km
@@ -185,6 +180,7 @@ _QUANTITY_AFTER = frozenset(
     + _CURRENCY_WORDS
     + "".join(word[0] for word in UNITS.values())
     + "%‰"
+    + "比到至"  # 112比108, 300到500: a score or a range, not a code
 )
 # Words before a number that make it a quantity or an ordinal: 第1139, 约1200, 增长到1500.
 _QUANTITY_BEFORE = frozenset(
@@ -196,8 +192,30 @@ _TWO_IS_LIANG = frozenset(
     "个個位名人次件条條种種家只隻头頭张張台臺辆輛架艘项項座栋棟层層场場届屆份部本篇首句页頁章节節"
     "集轮輪局盘盤枚颗顆粒块塊片根支把杯瓶袋包箱桶吨噸斤倍成岁歲周週天晚夜国國年点點小公千万萬亿億"
     "百米克升度元美欧歐英港"
+    "分秒时時套间間处處起例宗户戶组組队隊款批道笔筆扇棵株匹口圈亩畝段遍胜勝负負球金银銀铜銅折"
 )
 _NOT_LIANG_WORDS = ("年级", "年級")  # 2年 is 两年, 2年级 二年级
+
+# Numbers that are dialled or keyed in are said digit by digit with 幺 (see numbers.code).
+_CODE_WORDS = (
+    "拨打", "撥打", "致电", "致電", "电话", "電話", "热线", "熱線", "手机", "手機", "报警", "報警",
+    "呼叫", "求助", "邮编", "郵編", "邮政编码", "郵政編碼", "代码", "代碼", "编号", "編號",
+    "传真", "傳真", "号码", "號碼", "证号", "證號", "账号", "賬號",
+)  # fmt: skip
+_EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122"})
+_SERVICE_NUMBER = re.compile(r"12[0-9]{3}|9[56][0-9]{3}|100(?:86|10)")
+"""12306, 12345, 12315 (government hotlines), 95588, 96110 (service lines), 10086, 10010."""
+_COUNTING_BEFORE = frozenset("达達超约約近共逾计計增减減涨漲跌降升余餘")
+"""Before a number these make it a count even after 电话/热线: 热线接听量达12000."""
+_CLAUSE_BREAK = re.compile(r"[，。；！？,;!?]")
+_DESIGNATION_BRANDS = (
+    "波音", "空客", "骁龙", "驍龍", "麒麟", "天玑", "天璣", "酷睿", "锐龙", "銳龍", "鲲鹏", "鯤鵬",
+    "昇腾", "昇騰", "龙芯", "龍芯", "飞腾", "飛騰",
+)  # fmt: skip
+"""A number after these names a model, said digit by digit with 一: 波音737, 骁龙865."""
+_YEAR_RUN = re.compile(r"(?:19|20)[0-9]{2}")
+_YEAR_WORDS = ("届", "屆", "级", "級", "赛季", "賽季", "年度", "财年", "財年", "款", "版")
+"""After a four-digit year these say it is one: 2024届, 2019级, 2025赛季."""
 
 # Decorative characters that are punctuation, not symbols, so the category test below misses them.
 _ORNAMENTS = frozenset("※•◦‣⁃⁂〓【】〖〗")
@@ -227,42 +245,6 @@ _FOLD[ord("﹪")] = ord("%")
 
 
 # ── conversions ───────────────────────────────────────────────────────────────────────────────────
-
-
-def _digits(digits: str) -> str:
-    """Digit by digit: 0931 → 〇九三一."""
-    return "".join(_CODE_DIGITS[int(d)] for d in digits)
-
-
-def _integer(digits: str) -> str:
-    """An integer as a number: 1234 → 一千二百三十四, 2000 → 两千."""
-    if len(digits) > 1 and digits[0] == "0":
-        return _digits(digits)  # 007, 0931: a code, not a quantity
-    if len(digits) > 16:
-        return _digits(digits)  # beyond 万亿亿: nobody says it as a number (cn2an stops at 16)
-    # Imported here: cn2an costs 0.25 s at start-up, and only text with numbers needs it.
-    import cn2an
-
-    words: str = cn2an.an2cn(digits)
-    # cn2an writes 二千/二万/二亿; a leading two before 千, 万 or 亿 is said 两.
-    if len(words) > 1 and words[0] == "二" and words[1] in "千万亿":
-        words = "两" + words[1:]
-    return words
-
-
-def _number(text: str) -> str:
-    """A signed decimal with optional thousands separators: -1,234.5 → 负一千二百三十四点五."""
-    text = text.replace(",", "")
-    sign = ""
-    if text[0] in "-−":
-        sign, text = "负", text[1:]
-    elif text[0] == "+":
-        text = text[1:]
-    whole, _, fraction = text.partition(".")
-    words = _integer(whole.lstrip("0") or "0")  # a quantity: 05% is five per cent
-    if fraction:
-        words += "点" + "".join(_FRACTION_DIGITS[int(d)] for d in fraction)
-    return sign + words
 
 
 def _is_cjk(ch: str) -> bool:
@@ -299,44 +281,97 @@ def _sub(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def _say_link(word: str) -> Callable[[re.Match[str]], str]:
-    def say(match: re.Match[str]) -> str:
-        before = match.string[max(0, match.start() - 4) : match.start()]
-        if any(intro in before for intro in _LINK_INTRODUCERS):
-            return ""  # 网址：https://… already says what it is
-        return word
+def _say_name(name: str) -> str:
+    """A host name or an e-mail's local part as it is read out: letters as written, digits one by
+    one (幺 for 1), dots as 点: jubao@12377.cn → jubao at 幺二三七七点cn."""
+    name = re.sub(r"[0-9]+", lambda m: code(m.group(0)), name)
+    return name.translate(_NAME_MARKS)
 
-    return say
+
+def _say_url(match: re.Match[str]) -> str:
+    # A bare address (www.12306.cn) is information a listener can use: read it out. A long one
+    # with a path or query is not: say 网址 and the site it is on (网址gov点cn).
+    parts = _URL_PARTS.match(match.group(0))
+    host, rest = (parts.group("host"), parts.group("rest")) if parts else (match.group(0), "")
+    if not rest.strip("/"):
+        return _say_name(host)
+    site = _say_name(host.removeprefix("www."))
+    before = match.string[max(0, match.start() - 4) : match.start()]
+    if any(intro in before for intro in _LINK_INTRODUCERS):
+        return site  # 网址：https://… already says what it is
+    return URL_WORD + site
+
+
+def _say_email(match: re.Match[str]) -> str:
+    local, _, domain = match.group(0).rpartition("@")
+    return f"{_say_name(local)} at {_say_name(domain)}"
+
+
+def _say_case_number(match: re.Match[str]) -> str:
+    # （2024）京0105民初12345号: the year, then the court's code and the case's serial number,
+    # digit by digit. Without the court part (国发〔2024〕5号) only the year is read so.
+    year = match.group("open") + digits(match.group("y")) + match.group("close")
+    if match.group("n") is None:
+        return year
+    court = match.group("court") + code(match.group("c") or "")
+    return year + court + match.group("kind") + code(match.group("n"))
+
+
+def _say_temperature_range(match: re.Match[str]) -> str:
+    # -5~3℃ → 零下五到三摄氏度: a minus before a temperature is 零下 at either end of the range.
+    low, high = match.group("a"), match.group("b")
+    if low[0] not in "-−" and high[0] not in "-−":
+        return match.group(0)  # the general range rule says it
+
+    def say(value: str) -> str:
+        return "零下" + value[1:] if value[0] in "-−" else value
+
+    return say(low) + (match.group("u") or "") + "到" + say(high)
+
+
+def _say_per_unit(match: re.Match[str]) -> str:
+    # 50元/吨 → 每吨50元, 3.5万元/㎡ → 每平方米3.5万元 (the numbers are said later).
+    per = match.group("per")
+    return f"每{UNITS.get(per, per)}{match.group('n')}{match.group('mult')}{match.group('unit')}"
+
+
+def _say_designation(match: re.Match[str]) -> str:
+    # 歼-20 → 歼二十: a hyphen between a name and a number joins them; it is no minus.
+    start = match.start()
+    before = match.string[start - 1] if start else ""
+    if before in _VALUE_WORDS or before in _QUANTITY_AFTER:
+        return match.group(0)  # 气温-3度, 为-0.5, 2日-5日: a sign or a range, said later
+    return integer(match.group("n"))
 
 
 def _say_date(match: re.Match[str]) -> str:
     year, month, day = match.group("y"), int(match.group("m")), int(match.group("d"))
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return match.group(0)
-    return f"{_digits(year)}年{_integer(str(month))}月{_integer(str(day))}日"
+    return f"{digits(year)}年{integer(str(month))}月{integer(str(day))}日"
 
 
 def _say_time(match: re.Match[str]) -> str:
     hour, minute, second = match.group("h"), match.group("min"), match.group("s")
-    words = ("两" if int(hour) == 2 else _integer(str(int(hour)))) + "点"  # 两点, not 二点
+    words = ("两" if int(hour) == 2 else integer(str(int(hour)))) + "点"  # 两点, not 二点
     if minute != "00" or (second and second != "00"):
-        words += ("零" if minute[0] == "0" and minute != "00" else "") + _integer(str(int(minute)))
+        words += ("零" if minute[0] == "0" and minute != "00" else "") + integer(str(int(minute)))
         words += "分"
     if second and second != "00":
-        words += ("零" if second[0] == "0" else "") + _integer(str(int(second))) + "秒"
+        words += ("零" if second[0] == "0" else "") + integer(str(int(second))) + "秒"
     return words
 
 
 def _say_percent(match: re.Match[str]) -> str:
     sign = "负" if match.group("sign") in ("-", "−") else ""
     word = "千分之" if match.group("per") == "‰" else "百分之"
-    return sign + word + _number(match.group("n"))
+    return sign + word + number(match.group("n"))
 
 
 def _say_percent_range(match: re.Match[str]) -> str:
     word = "千分之" if match.group("per") == "‰" else "百分之"
     link = "到" if match.group("dash") not in ("至", "到") else match.group("dash")
-    return f"{word}{_number(match.group('a'))}{link}{word}{_number(match.group('b'))}"
+    return f"{word}{number(match.group('a'))}{link}{word}{number(match.group('b'))}"
 
 
 def _say_money(match: re.Match[str]) -> str:
@@ -363,15 +398,15 @@ def _say_unit(match: re.Match[str]) -> str:
 def _say_fraction(match: re.Match[str]) -> str:
     numerator, denominator = match.group("a"), match.group("b")
     if int(denominator) == 0:
-        return f"{_integer(numerator)}比{_integer(denominator)}"
-    return f"{_integer(denominator)}分之{_integer(numerator)}"
+        return f"{integer(numerator)}比{integer(denominator)}"
+    return f"{integer(denominator)}分之{integer(numerator)}"
 
 
 def _say_version(match: re.Match[str]) -> str:
     # v10.15.7 → 十点十五点七; a part of three digits or more is said digit by digit, as in an
     # address: 192.168.1.1 → 一九二点一六八点一点一.
     return "点".join(
-        _digits(part) if len(part) >= 3 else _integer(part) for part in match.group(0).split(".")
+        digits(part) if len(part) >= 3 else integer(part) for part in match.group(0).split(".")
     )
 
 
@@ -385,53 +420,171 @@ def _say_range(match: re.Match[str]) -> str:
 
 
 def _say_integer(match: re.Match[str]) -> str:
-    digits = match.group(0)
+    run = match.group(0)
     text, start, end = match.string, match.start(), match.end()
     before = text[start - 1] if start else ""
     after = text[end] if end < len(text) else ""
-    if len(digits) >= 11:
-        return _digits(digits)  # phone, ID and account numbers
-    if len(digits) >= 3 and (
-        _is_latin(before)  # MH370, A320, RTX4090: a model or flight, said digit by digit
-        or (
-            _is_cjk(before)
-            and _is_cjk(after)
-            and before not in _QUANTITY_BEFORE
-            and after not in _QUANTITY_AFTER
-        )
+    counted = after in _QUANTITY_AFTER
+    if len(run) >= 11:
+        return code(run)  # phone, ID and account numbers
+    if (
+        len(run) >= 3
+        and not counted
+        and before not in _COUNTING_BEFORE
+        and _is_code_context(text, start, end, before, run)
+    ):
+        return code(run)
+    if len(run) >= 3 and _is_latin(before):
+        return digits(run)  # MH370, A320, C919: a model or flight, said digit by digit
+    if len(run) >= 3 and text.endswith(_DESIGNATION_BRANDS, 0, start):
+        return digits(run)  # 波音737, 骁龙865: a model
+    if _YEAR_RUN.fullmatch(run) and _is_year(text, end, before, after):
+        return digits(run)  # 2024届, 2024中国国际服务贸易交易会, 2035远景目标
+    if (
+        len(run) >= 3
+        and _is_cjk(before)
+        and _is_cjk(after)
+        and before not in _QUANTITY_BEFORE
+        and not counted
     ):
         # Glued between Chinese words with nothing that counts (市委1139工作部署): a code.
-        return _digits(digits)
+        return code(run)
     if (
-        digits == "2"
+        run == "2"
         and after in _TWO_IS_LIANG
         and before != "第"
         and not text.startswith(_NOT_LIANG_WORDS, end)
     ):
         return "两"
-    return _integer(digits)
+    return integer(run)
+
+
+def _is_code_context(text: str, start: int, end: int, before: str, run: str) -> bool:
+    """A number that is dialled or keyed in: after 拨打/电话/邮编/代码…, a hotline (110, 12306),
+    or six digits in brackets after a company's name (a stock code)."""
+    window = _CLAUSE_BREAK.split(text[max(0, start - 8) : start])[-1]
+    if any(word in window for word in _CODE_WORDS):
+        return True
+    if run in _EMERGENCY_NUMBERS:
+        return True  # 110, 119, 120, 122 are said as numbers only before a measure word
+    if _SERVICE_NUMBER.fullmatch(run):
+        # 通过12306网站: a word after it names the service; 超过12000。 is a count
+        return before not in _QUANTITY_BEFORE or _is_cjk(text[end : end + 1])
+    return len(run) == 6 and before in "（(" and text[end : end + 1] in "）)"
+
+
+def _is_year(text: str, end: int, before: str, after: str) -> bool:
+    """A four-digit year without 年: 2024届, 2019级, 2025赛季, 2024中国…大会."""
+    if text.startswith(_YEAR_WORDS, end):
+        return not text.startswith("00", end - 2)  # 2000级台阶 counts steps
+    return _is_cjk(after) and after not in _QUANTITY_AFTER and before not in _QUANTITY_BEFORE
 
 
 _UNIT_ALTERNATIVES = "|".join(re.escape(unit) for unit in sorted(UNITS, key=len, reverse=True))
 _SIGN_ALTERNATIVES = "|".join(
     re.escape(sign) for sign in sorted(CURRENCY_SIGNS, key=len, reverse=True)
 )
+_URL_PARTS = re.compile(
+    r"(?:(?:https?|ftp)://)?(?:[^/?#@]*@)?(?P<host>[^/?#:]+)(?::[0-9]+)?(?P<rest>.*)", re.DOTALL
+)
+_NAME_MARKS = str.maketrans({".": "点", "_": "下划线", "-": "杠", "+": "加"})
+_TOP_DOMAINS = "cn|com|net|org|gov|edu|int|info|top|io|hk|tw|mo"
+"""Endings that make a bare word.word an address (12377.cn, gov.cn), not an abbreviation."""
+_VALUE_WORDS = frozenset("为為是至到达達约約降跌低减減负負率值温溫度差")
+"""Before these a minus is a sign (气温-3度, 增速为-0.5), never the hyphen of a designation."""
+_EVENT_AFTER_DOT_DATE = (
+    "晚会|晚會|事件|大地震|地震|特大|事故|暴雨|爆炸|购物节|購物節|消费者|消費者|国际消费者|國際消費者"
+)  # fmt: skip
+"""After M.DD these make it a dot date (3.15晚会), not a decimal (3.15亿)."""
+_PER_NUMERATOR = (
+    "美元|欧元|歐元|英镑|英鎊|日元|港元|韩元|韓元|元|块|塊|千瓦时|千瓦時|公里|千米|米|吨|噸|公斤|"
+    "千克|克|斤|升|人次|次|人|个|個|件|辆|輛|台|户|戶|度"
+)
+_PER_DENOMINATOR = "|".join(
+    sorted(
+        (
+            *"吨噸斤克升桶人次月年天日秒周週亩畝度股件台辆輛个個张張份套间間晚夜盒瓶袋箱只头頭户戶家床位株棵米",
+            *(
+                "平方米",
+                "平米",
+                "立方米",
+                "千瓦时",
+                "千瓦時",
+                "人次",
+                "小时",
+                "小時",
+                "分钟",
+                "分鐘",
+            ),
+            *("公里", "千米", "公斤", "千克", "公顷", "公頃", "平方公里"),
+            *("㎡", "m²", "m³", "kg", "km", "kWh", "h", "L"),
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+"""What a price or a rate is per: 元/吨, 万元/㎡, 公里/小时."""
+_SYMBOL_WORDS = {
+    "×": "乘",
+    "÷": "除以",
+    "=": "等于",
+    "≠": "不等于",
+    "≈": "约等于",
+    "≥": "大于等于",
+    "⩾": "大于等于",
+    "≤": "小于等于",
+    "⩽": "小于等于",
+    "±": "正负",
+    "+": "加",
+}
 
 _RULES: tuple[_Rule, ...] = (
     _Rule(
-        "Web addresses: a listener cannot use a spelled-out URL; say that there is one.",
+        "Web addresses: a bare address is read out (www点gov点cn); a long one is summarized as "
+        "网址 and its site, never dropped.",
         _sub(
             r"(?:(?:https?|ftp)://|www\.)[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef\"'<>]*"
             r"[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef\"'<>.,;:!?)\]]"
         ),
-        _say_link(URL_WORD),
+        _say_url,
     ),
     _Rule(
-        "E-mail addresses, likewise.",
+        "E-mail addresses are read out: jubao@12377.cn → jubao at 幺二三七七点cn.",
         _sub(
             r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
         ),
-        _say_link(EMAIL_WORD),
+        _say_email,
+    ),
+    _Rule(
+        "Bare addresses without www, 12377.cn, gov.cn: read out like www addresses.",
+        _sub(
+            r"(?<![A-Za-z0-9.@/_-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+"
+            r"(?:" + _TOP_DOMAINS + r")(?![A-Za-z0-9])(?!\.[A-Za-z0-9])"
+        ),
+        lambda m: _say_name(m.group(0)),
+    ),
+    _Rule(
+        "Stock codes with their exchange, 300750.SZ, 00700.HK: digit by digit (幺), no dot.",
+        _sub(r"(?<![0-9.])(?P<n>[0-9]{5,6})\.(?P<x>SH|SZ|BJ|HK)(?![A-Za-z])"),
+        lambda m: code(m.group("n")) + m.group("x"),
+    ),
+    _Rule(
+        "A year in brackets, and the case number after it: （2024）京0105民初12345号 → "
+        "（二〇二四）京〇幺〇五民初幺二三四五号; 国发〔2024〕5号 keeps 五号.",
+        _sub(
+            r"(?P<open>[（(〔\[【])(?P<y>(?:19|20)[0-9]{2})(?P<close>[）)〕\]】])"
+            r"(?:(?P<court>[\u4e00-\u9fff]{1,4}?)(?P<c>[0-9]+)?(?P<kind>[\u4e00-\u9fff]{1,4})"
+            r"(?P<n>[0-9]+)(?=[号號]))?"
+        ),
+        _say_case_number,
+    ),
+    _Rule(
+        "Roman numerals: Ⅲ期临床 → 三期临床, I级响应 → 一级响应.",
+        _sub(
+            r"[\u2160-\u216b\u2170-\u217b]"
+            r"|(?<![A-Za-z])(?:VIII|VII|VI|IV|IX|V|III|II|I)(?=[级級期类類型])"
+        ),
+        lambda m: roman(m.group(0)),
     ),
     _Rule(
         "Numeric dates 2024-07-02, 2024/7/2, 2024.7.2: the year digit by digit, month and day "
@@ -443,6 +596,19 @@ _RULES: tuple[_Rule, ...] = (
         _say_date,
     ),
     _Rule(
+        "Dot dates 3·15, 9·11, 7·20: each digit said (三一五, 九一一, 七二〇), as events are named",
+        _sub(r"(?<![0-9.])(?P<m>1[0-2]|[1-9])·(?P<d>[12][0-9]|3[01]|0?[1-9])(?![0-9])"),
+        lambda m: digits(m.group("m") + m.group("d")),
+    ),
+    _Rule(
+        "3.15晚会: a dot date written with a full stop, told from 3.15亿 by the event after it.",
+        _sub(
+            r"(?<![0-9.])(?P<m>1[0-2]|[1-9])\.(?P<d>[12][0-9]|3[01]|0?[1-9])"
+            r"(?=" + _EVENT_AFTER_DOT_DATE + r")"
+        ),
+        lambda m: digits(m.group("m") + m.group("d")),
+    ),
+    _Rule(
         "Clock times 07:42 and 07:42:11 (before ratios, which share the colon).",
         _sub(
             r"(?<![0-9:])(?P<h>[01]?[0-9]|2[0-4]):(?P<min>[0-5][0-9])(?::(?P<s>[0-5][0-9]))?"
@@ -451,31 +617,46 @@ _RULES: tuple[_Rule, ...] = (
         _say_time,
     ),
     _Rule(
+        "Hundredths after seconds, 9秒83 → 9秒八三: a sports time, not 八十三.",
+        _sub(r"(?<=[0-9]秒)[0-9]{2}(?![0-9.])"),
+        lambda m: fraction_digits(m.group(0)),
+    ),
+    _Rule(
+        "A minute or second written with a leading zero, 2小时05分 → 2小时零5分.",
+        _sub(r"(?:(?<=[0-9][分时時点點])|(?<=小时)|(?<=小時))0(?P<d>[0-9])(?=\s?[分秒])"),
+        lambda m: "零" + m.group("d"),
+    ),
+    _Rule(
         "Scores and ratios 3:1 → 三比一 (what is left of digit:digit after clock times).",
         _sub(r"(?<![0-9:.])(?P<a>[0-9]+):(?P<b>[0-9]+)(?![0-9:])"),
-        lambda m: f"{_integer(m.group('a'))}比{_integer(m.group('b'))}",
+        lambda m: f"{integer(m.group('a'))}比{integer(m.group('b'))}",
     ),
     _Rule(
         "Landline and service numbers 0931-8888888, 400-810-8888: digit by digit, before ranges.",
         _sub(r"(?<![0-9-])(?:0[0-9]{2,3}-[0-9]{7,8}|[48]00-[0-9]{3}-[0-9]{4})(?![0-9-])"),
-        lambda m: " ".join(_digits(group) for group in m.group(0).split("-")),
+        lambda m: " ".join(code(group) for group in m.group(0).split("-")),
+    ),
+    _Rule(
+        "Mobile numbers written in groups, 159 1234 5678: digit by digit (幺), groups kept.",
+        _sub(r"(?<![0-9])1[3-9][0-9] [0-9]{4} [0-9]{4}(?![0-9])"),
+        lambda m: " ".join(code(group) for group in m.group(0).split(" ")),
     ),
     _Rule(
         "Year ranges 2024-2025 (年): both ends are years, not quantities.",
         _sub(
             r"(?<![0-9.])(?P<a>" + _YEAR + r")\s?" + _DASH + r"\s?(?P<b>" + _YEAR + r")(?![0-9.])"
         ),
-        lambda m: f"{_digits(m.group('a'))}到{_digits(m.group('b'))}",
+        lambda m: f"{digits(m.group('a'))}到{digits(m.group('b'))}",
     ),
     _Rule(
         "Years 2024年: digit by digit, as they are said.",
         _sub(r"(?<![0-9.])" + _YEAR + r"(?=\s?年)"),
-        lambda m: _digits(m.group(0)),
+        lambda m: digits(m.group(0)),
     ),
     _Rule(
         "Generations 90后, 95后, 00后: digit by digit (九〇后, 九五后).",
         _sub(r"(?<![0-9.])[0-9]{2}(?=[后後])"),
-        lambda m: _digits(m.group(0)),
+        lambda m: digits(m.group(0)),
     ),
     _Rule(
         "Codes after capitals, ISO 9001, GB/T 7714-2015, RTX 4090: each part digit by digit.",
@@ -485,14 +666,12 @@ _RULES: tuple[_Rule, ...] = (
             + re.escape("".join(sorted(set(_MULTIPLIERS + _MEASURE_WORDS))))
             + r"])"
         ),
-        lambda m: (
-            m.group("prefix") + " ".join(_digits(part) for part in m.group("code").split("-"))
-        ),
+        lambda m: m.group("prefix") + " ".join(digits(part) for part in m.group("code").split("-")),
     ),
     _Rule(
         "A number before a hyphen and Latin letters, 2019-nCoV: digit by digit.",
         _sub(r"(?<![0-9.])[0-9]{3,}(?=-[A-Za-z])"),
-        lambda m: _digits(m.group(0)),
+        lambda m: digits(m.group(0)),
     ),
     _Rule(
         "Percentage ranges 5-10%, 5%～10%: 百分之五到百分之十, not 五到百分之十.",
@@ -522,6 +701,18 @@ _RULES: tuple[_Rule, ...] = (
         _say_money,
     ),
     _Rule(
+        "Prices and rates per unit, 50元/吨 → 每吨50元, 3.5万元/㎡ → 每平方米3.5万元.",
+        _sub(
+            r"(?<![0-9.])(?P<n>"
+            + _NUM
+            + r")(?P<mult>[千万萬亿億]*)(?P<unit>"
+            + _PER_NUMERATOR
+            + r")"
+            r"\s?/\s?(?P<per>" + _PER_DENOMINATOR + r")(?![A-Za-z])"
+        ),
+        _say_per_unit,
+    ),
+    _Rule(
         "Amounts of money say no zero cents: 3.50元 → 3.5元, 12.00美元 → 12美元.",
         _sub(
             r"(?<![0-9.])[0-9]+\.[0-9]+(?=\s?[千万萬亿億]*\s?(?:元|圆|块|美元|欧元|英镑|日元|港元|韩元))"
@@ -535,6 +726,14 @@ _RULES: tuple[_Rule, ...] = (
             r"(?![A-Za-z0-9])"
         ),
         _say_unit,
+    ),
+    _Rule(
+        "Temperature ranges below zero, -5~3℃ → 零下5到3摄氏度 (before the range rule).",
+        _sub(
+            r"(?<![0-9A-Za-z.])(?P<a>[-−]?(?:" + _NUM + r"))(?P<u>摄氏度|攝氏度|度)?\s?"
+            r"(?:[~～〜]|[–—]{1,2}|-)\s?(?P<b>[-−]?(?:" + _NUM + r"))(?=\s?(?:摄氏度|攝氏度|度))"
+        ),
+        _say_temperature_range,
     ),
     _Rule(
         "Ranges 3-5, 3～5, 3—5天, 7月2日-5日 → 到 (numbers are said later, in context).",
@@ -553,14 +752,22 @@ _RULES: tuple[_Rule, ...] = (
         lambda m: "到",
     ),
     _Rule(
+        "Designations 歼-20, 东风-41, 轰-6K: the hyphen joins a name and a number (歼二十).",
+        _sub(
+            r"(?<=[\u4e00-\u9fff])-(?P<n>[0-9]{1,3})(?![0-9.,%‰])"
+            r"(?!\s?(?:摄氏度|攝氏度|华氏度|華氏度|度))"
+        ),
+        _say_designation,
+    ),
+    _Rule(
         "Temperatures below zero: -5摄氏度 → 零下五摄氏度.",
         _sub(r"(?<![0-9A-Za-z.])[-−](?P<n>" + _NUM + r")(?=\s?(?:摄氏度|華氏度|华氏度|攝氏度|度))"),
-        lambda m: "零下" + _number(m.group("n")),
+        lambda m: "零下" + number(m.group("n")),
     ),
     _Rule(
         "Negative numbers -5 → 负五 (a dash after a letter or digit is a hyphen, not a sign).",
         _sub(r"(?<![0-9A-Za-z.])[-−](?P<n>" + _NUM + r")"),
-        lambda m: _number("-" + m.group("n")),
+        lambda m: number("-" + m.group("n")),
     ),
     _Rule(
         "Fractions 1/3 → 三分之一 (after dates and units, which use the slash too).",
@@ -570,7 +777,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "Thousands separators 1,234,567 → a number said whole.",
         _sub(r"(?<![0-9.,])[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9]|,[0-9])"),
-        lambda m: _number(m.group(0)),
+        lambda m: number(m.group(0)),
     ),
     _Rule(
         "Versions and addresses with several dots, v2.0.1 → 二点零点一.",
@@ -580,7 +787,17 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "Decimals 3.14 → 三点一四.",
         _sub(r"(?<![0-9.])[0-9]+\.[0-9]+(?![0-9])"),
-        lambda m: _number(m.group(0)),
+        lambda m: number(m.group(0)),
+    ),
+    _Rule(
+        "Symbols said as words: × 乘, + 加, = 等于, ≥ 大于等于, ± 正负 (10万+ → 十万加).",
+        _sub("[" + "".join(_SYMBOL_WORDS) + "]|(?<=[0-9])\\s?[xX*]\\s?(?=[0-9])"),
+        lambda m: _SYMBOL_WORDS.get(m.group(0), "乘"),
+    ),
+    _Rule(
+        "Comparisons before a number, 温差>10℃: 大于, 小于 (elsewhere > and < are markup).",
+        _sub(r"(?<=[0-9\u4e00-\u9fff])\s?[<>]\s?(?=[0-9])"),
+        lambda m: "大于" if ">" in m.group(0) else "小于",
     ),
     _Rule(
         "Every integer left: a number, or digit by digit when it is a code (see _say_integer).",
@@ -592,7 +809,8 @@ _RULES: tuple[_Rule, ...] = (
 
 # ── character passes ──────────────────────────────────────────────────────────────────────────────
 
-_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])[．：](?=[0-9])")
+_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])[．：•・](?=[0-9])")
+_BETWEEN_DIGITS_AS = {"．": ".", "：": ":", "•": "·", "・": "·"}
 _SEPARATOR = re.compile(r"\s*[|｜丨]\s*")
 _LABEL_END = re.compile(r"[】〗]\s*(?=\w)")
 
@@ -600,7 +818,8 @@ _LABEL_END = re.compile(r"[】〗]\s*(?=\w)")
 def _fold_width(text: str) -> str:
     text = text.translate(_FOLD)
     # ３．１４ and ０７：４２ are a decimal and a time; elsewhere ．and ：are punctuation.
-    return _BETWEEN_DIGITS.sub(lambda m: "." if m.group(0) == "．" else ":", text)
+    # 3•15 and 3・15 are the dot date 3·15 (and • would otherwise go as an ornament).
+    return _BETWEEN_DIGITS.sub(lambda m: _BETWEEN_DIGITS_AS[m.group(0)], text)
 
 
 def _is_ornament(ch: str) -> bool:
