@@ -13,6 +13,7 @@ import click
 from newsreader import pipeline
 from newsreader.cli_common import (
     OneLineErrors,
+    fallback_option,
     make_settings,
     stderr,
     user_errors,
@@ -47,13 +48,9 @@ def _minutes(seconds: float) -> str:
     help="Also write synchronized subtitles (.vtt or .srt).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
-@click.option(
-    "--fallback",
-    type=click.Choice(["none", "espeak"]),
-    default="none",
-    show_default=True,
-    help="If the online voice fails partway: fail naming the paragraphs (none), or read the "
-    "whole article with the embedded voice (espeak).",
+@fallback_option(
+    "If the online voice fails partway: fail naming the paragraphs (none), or read the "
+    "whole article with the embedded voice (espeak)."
 )
 @click.option(
     "--retries", type=int, default=4, show_default=True, help="Retries for a failed segment."
@@ -80,7 +77,7 @@ def read(
     with user_errors():
         settings = replace(
             make_settings(**voice),
-            fallback=fallback,  # type: ignore[arg-type]  # click.Choice has checked it
+            fallback=fallback,
             retries=retries,
             request_timeout=timeout,
         )

@@ -1,4 +1,8 @@
-"""What every command shares: the voice options, Settings from them, and one-line errors."""
+"""What every command shares: the voice options, Settings from them, and one-line errors.
+
+The ``--engine`` and ``--fallback`` choices are read from the engine registry whenever click
+looks at them, so every command offers every registered engine.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from rich.console import Console
 
 from newsreader.config import DEFAULT_VOICE, Settings, default_cache_dir
 from newsreader.errors import NewsreaderError
+from newsreader.synth import registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,6 +133,45 @@ def _plain_numbers(message: str) -> str:
     return re.sub(r"is not a valid float(?: range)?", "is not a number", message)
 
 
+class RegistryChoice(click.Choice[str]):
+    """A choice among names the engine registry gives, asked afresh each time click checks."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]]) -> None:
+        self._names = names
+        super().__init__(names())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return self._names()
+
+    @choices.setter
+    def choices(self, _given: Any) -> None:
+        """click.Choice stores its choices on construction; they are the registry's instead."""
+
+
+def engine_option(help: str | None = None) -> Callable[[F], F]:
+    """``--engine``: auto or any registered engine."""
+    described = ", ".join(f"{e.name} ({e.help})" for e in registry.entries())
+    return click.option(
+        "--engine",
+        type=RegistryChoice(registry.engine_choices),
+        default=registry.AUTO,
+        show_default=True,
+        help=help or f"{described} or auto.",
+    )
+
+
+def fallback_option(help: str) -> Callable[[F], F]:
+    """``--fallback``: none, or an embedded engine that reads the whole article instead."""
+    return click.option(
+        "--fallback",
+        type=RegistryChoice(registry.fallback_choices),
+        default=registry.NO_FALLBACK,
+        show_default=True,
+        help=help,
+    )
+
+
 def warn(message: str) -> None:
     stderr.print(f"newsreader: warning: {message}", markup=False)
 
@@ -138,13 +182,7 @@ def voice_options(func: F) -> F:
         click.option("--rate", default="+0%", show_default=True, help="Speed, e.g. +10% or -20%."),
         click.option("--pitch", default="+0Hz", show_default=True, help="Pitch, e.g. +5Hz."),
         click.option("--volume", default="+0%", show_default=True, help="Volume, e.g. -10%."),
-        click.option(
-            "--engine",
-            type=click.Choice(["auto", "edge", "espeak"]),
-            default="auto",
-            show_default=True,
-            help="edge (online neural voices), espeak (embedded, offline) or auto.",
-        ),
+        engine_option(),
         click.option(
             "--concurrency",
             type=int,
@@ -189,7 +227,7 @@ def make_settings(
         rate=rate,
         pitch=pitch,
         volume=volume,
-        engine=engine,  # type: ignore[arg-type]  # click.Choice has checked it
+        engine=engine,
         concurrency=concurrency,
         max_concurrency=max_concurrency,
         cache_dir=cache_dir or default_cache_dir(),

@@ -1,4 +1,8 @@
-"""Settings: every option validated once, then passed down unchanged."""
+"""Settings: every option validated once, then passed down unchanged.
+
+Engine names, fallbacks and voice names are checked against the engine registry
+(``newsreader.synth.registry``): each engine owns its voice names.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,22 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import platformdirs
 
 from newsreader.errors import UsageError
+from newsreader.synth import registry
 
-EngineName = Literal["auto", "edge", "espeak"]
-ENGINES: tuple[EngineName, ...] = ("auto", "edge", "espeak")
-FallbackName = Literal["none", "espeak"]
-FALLBACKS: tuple[FallbackName, ...] = ("none", "espeak")
+EngineName = str
+"""``auto`` or a registered engine's name (``registry.engine_choices()``)."""
+FallbackName = str
+"""``none`` or a registered embedded engine's name (``registry.fallback_choices()``)."""
 
 DEFAULT_VOICE = "zh-CN-YunyangNeural"
 """A zh-CN news voice (male, professional news style)."""
 
 _PERCENT = re.compile(r"^[+-]\d{1,3}%$")
 _HERTZ = re.compile(r"^[+-]\d{1,3}Hz$")
-_VOICE = re.compile(
-    r"^[a-z]{2,3}-[A-Za-z]{2,4}(-[a-z]+)?-[A-Za-z]+Neural$|^cmn(-latn-pinyin)?$|^yue$"
-)
 
 
 def default_cache_dir() -> Path:
@@ -50,12 +51,8 @@ def check_pitch(value: str) -> str:
 
 
 def check_voice(value: str) -> str:
-    if not _VOICE.match(value):
-        raise UsageError(
-            f"--voice {value!r} is not a voice name: use a ShortName such as "
-            f"{DEFAULT_VOICE} (see `newsreader voices`)."
-        )
-    return value
+    """``value`` if a registered engine owns a voice of that name, else ``UsageError``."""
+    return registry.check_voice(value, DEFAULT_VOICE)
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,16 @@ class Settings:
     fetch_timeout: float = 20.0
     max_input_bytes: int = 5_000_000
     fallback: FallbackName = "none"
-    """When edge fails partway: ``none`` fails the run naming the paragraphs; ``espeak`` re-renders
-    the whole output with the embedded voice (one output never mixes voices)."""
+    """When the online voice fails partway: ``none`` fails the run naming the paragraphs; an
+    embedded engine's name (``espeak``) re-renders the whole output with that voice (one output
+    never mixes voices)."""
 
     def __post_init__(self) -> None:
         check_voice(self.voice)
         check_percent("rate", self.rate)
         check_percent("volume", self.volume)
         check_pitch(self.pitch)
-        if self.engine not in ENGINES:
-            raise UsageError(f"--engine {self.engine!r} is unknown: use auto, edge or espeak.")
+        registry.check_engine(self.engine)
         limits = (("concurrency", self.concurrency), ("max-concurrency", self.max_concurrency))
         for name, value in limits:
             if value is not None and not 1 <= value <= 16:
@@ -113,10 +110,7 @@ class Settings:
             )
         if self.retries < 0:
             raise UsageError("--retries must be 0 or more.")
-        if self.fallback not in FALLBACKS:
-            raise UsageError(f"--fallback {self.fallback!r} is unknown: use none or espeak.")
-        if self.fallback == "espeak" and self.engine == "espeak":
-            raise UsageError("--fallback espeak is for --engine auto or edge.")
+        registry.check_fallback(self.fallback, self.engine)
 
     @property
     def locale(self) -> str:

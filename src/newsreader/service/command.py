@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from newsreader.cli_common import engine_option, fallback_option
 from newsreader.errors import NewsreaderError
 
 
@@ -39,12 +40,10 @@ from newsreader.errors import NewsreaderError
     multiple=True,
     help="A non-public address or network URL sources may point to (an intranet; tests).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "edge", "espeak"]),
-    default="auto",
-    show_default=True,
-    help="Voice engine for every reading.",
+@engine_option("Voice engine for every reading.")
+@fallback_option(
+    "If the online voice fails partway through a reading: fail it (none), or read the whole "
+    "article again with the embedded voice (espeak), with a warning in its status."
 )
 @click.option(
     "--cache-dir",
@@ -127,6 +126,7 @@ def serve(
     allow_origins: tuple[str, ...],
     allow_addresses: tuple[str, ...],
     engine: str,
+    fallback: str,
     cache_dir: Path | None,
     voice_connections: int,
     rate_limit: int,
@@ -150,7 +150,8 @@ def serve(
         config = ServiceConfig(
             data_dir=data_dir,
             cache_dir=cache_dir,
-            engine=engine,  # type: ignore[arg-type]  # click.Choice has checked it
+            engine=engine,
+            fallback=fallback,
             token=token,
             allow_origins=allow_origins,
             allow_addresses=parse_networks(allow_addresses),

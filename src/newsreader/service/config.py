@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsreader.config import EngineName
+from newsreader.config import EngineName, FallbackName
 from newsreader.errors import UsageError
+from newsreader.synth import registry
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -78,6 +79,8 @@ class ServiceConfig:
     cache_dir: Path | None = None
     """Segment cache; default ``data_dir/cache``."""
     engine: EngineName = "auto"
+    fallback: FallbackName = "none"
+    """What reads a reading whose online voice failed partway (``Settings.fallback``)."""
     token: str | None = None
     """When set, POST requests need ``Authorization: Bearer <token>``."""
     allow_origins: tuple[str, ...] = ()
@@ -128,6 +131,8 @@ class ServiceConfig:
     extra_headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        registry.check_engine(self.engine)
+        registry.check_fallback(self.fallback, self.engine)
         if self.voice_connections < 1 or self.segment_concurrency < 1:
             raise UsageError("voice connections and segment concurrency must be at least 1.")
         if not 1 <= self.segment_concurrency <= 16:

@@ -1,13 +1,16 @@
-"""Choosing the voice engine: ``edge`` online, ``espeak`` embedded, ``auto`` picks once per run.
+"""Choosing the voice engine once per output, from the engine registry.
 
-``auto`` probes edge at the start: reachable → edge for the whole output; unreachable → the
-embedded voice for the whole output, with a warning. One output never mixes voices: if edge fails
-partway, the run fails naming the paragraphs, unless ``Settings.fallback`` is ``espeak``, in which
-case ``newsreader.pipeline.render`` re-renders everything with the embedded voice and warns.
-``--engine edge --fallback espeak`` also starts with the embedded voice when edge is unreachable.
+``--engine NAME`` makes that engine; ``auto`` takes the registry's first online engine (edge)
+when it is reachable, else its first embedded engine (espeak), with a warning. One output never
+mixes voices: if the online voice fails partway, the run fails naming the paragraphs, unless
+``Settings.fallback`` names an embedded engine, in which case the streaming render in
+``newsreader.pipeline`` renders everything again with it and warns. ``--engine edge --fallback
+espeak`` also starts with the embedded voice when edge is unreachable.
 
-Given the script, a run whose every segment is already cached in edge's voice touches no network
-at all (no probe, no voice list): it reads the same voice from the cache, online or not.
+Given the script, a run whose every segment is already cached in the online voice touches no
+network at all (no probe, no voice list): it reads the same voice from the cache, online or not.
+
+The caller owns the engine of the ``EngineChoice`` it gets, and closes it when done.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from dataclasses import dataclass
 from newsreader.config import Settings
 from newsreader.errors import EngineUnavailable
 from newsreader.models import Script
+from newsreader.synth import registry
 from newsreader.synth.base import Engine
 from newsreader.synth.cache import SegmentCache, cache_key
+from newsreader.synth.registry import Reachable
 
 
 @dataclass(frozen=True)
@@ -27,30 +32,43 @@ class EngineChoice:
     warning: str | None = None
 
 
+def fallback_entry(settings: Settings) -> registry.EngineEntry:
+    """The embedded engine that stands in when the online voice cannot be used."""
+    if settings.fallback != registry.NO_FALLBACK:
+        return registry.entry(settings.fallback)
+    return registry.first("embedded")
+
+
 async def choose_engine(
     settings: Settings, *, probe_timeout: float = 3.0, script: Script | None = None
 ) -> EngineChoice:
-    from newsreader.synth.edge import EdgeEngine
-    from newsreader.synth.espeak import EspeakEngine
-
-    if settings.engine == "espeak":
-        return EngineChoice(EspeakEngine())
-    edge = EdgeEngine()
-    if script is not None and _all_cached(edge, settings, script):
-        return EngineChoice(edge)
-    reason = await edge.probe(probe_timeout)
+    if settings.engine == registry.AUTO:
+        entry = registry.first("online")
+    else:
+        entry = registry.entry(settings.engine)
+    engine = entry.create()
+    if entry.kind != "online" or not isinstance(engine, Reachable):
+        return EngineChoice(engine)
+    if script is not None and _all_cached(engine, settings, script):
+        return EngineChoice(engine)
+    reason = await engine.probe(probe_timeout)
     if reason is None:
-        await edge.check_voice(settings.voice)
-        return EngineChoice(edge)
-    await edge.close()
-    if settings.engine == "edge" and settings.fallback != "espeak":
+        try:
+            await engine.check_voice(settings.voice)
+        except BaseException:
+            await engine.close()
+            raise
+        return EngineChoice(engine)
+    await engine.close()
+    embedded = fallback_entry(settings)
+    if settings.engine != registry.AUTO and settings.fallback == registry.NO_FALLBACK:
         raise EngineUnavailable(
-            f"the online voice service is unreachable ({reason}): check the network, "
-            "or use --engine espeak for the embedded voice."
+            f"the {entry.label} service is unreachable ({reason}): check the network, "
+            f"or use --engine {embedded.name} for the embedded voice."
         )
     return EngineChoice(
-        EspeakEngine(),
-        warning=f"online voice unreachable ({reason}); using the embedded espeak-ng voice.",
+        embedded.create(),
+        warning=f"{entry.label} unreachable ({reason}); using the {embedded.label}.",
     )
 
 

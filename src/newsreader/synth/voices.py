@@ -1,10 +1,11 @@
-"""The voice list: edge's online voices when reachable, the embedded ones always."""
+"""The voice list: every registered engine's voices; an online engine's when it is reachable."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from newsreader.errors import EngineUnavailable, UsageError
+from newsreader.synth import registry
 from newsreader.synth.base import Voice
 
 
@@ -19,23 +20,28 @@ class VoiceListing:
 
 async def list_voices(locale: str | None = None) -> VoiceListing:
     """The voices of ``locale`` (any when None); ``UsageError`` naming what exists if none is."""
-    from newsreader.synth.edge import EdgeEngine
-    from newsreader.synth.espeak import EspeakEngine
-
-    embedded = await EspeakEngine().voices()
-    edge = EdgeEngine()
+    online: list[Voice] = []
+    embedded: list[Voice] = []
     unavailable = None
-    try:
-        online = await edge.voices()
-    except EngineUnavailable as exc:
-        online = []
-        unavailable = f"online voice list unavailable ({exc.message}); embedded voices only."
-    finally:
-        await edge.close()
+    order: dict[str, int] = {}
+    for n, entry in enumerate(registry.entries()):
+        order[entry.name] = n
+        engine = entry.create()
+        try:
+            if entry.kind == "online":
+                online += await engine.voices()
+            else:
+                embedded += await engine.voices()
+        except EngineUnavailable as exc:
+            unavailable = unavailable or (
+                f"{entry.label} list unavailable ({exc.message}); embedded voices only."
+            )
+        finally:
+            await engine.close()
     every = online + embedded
     wanted = locale.replace("_", "-").lower() if locale is not None else None
     found = [v for v in every if wanted is None or v.locale.lower() == wanted]
-    found.sort(key=lambda v: (v.engine != "edge", v.locale, v.short_name))
+    found.sort(key=lambda v: (order.get(v.engine, len(order)), v.locale, v.short_name))
     locales = tuple(sorted({v.locale for v in every}))
     if locale is not None and not found:
         raise UsageError(_no_match(locale, locales, online=bool(online)))

@@ -261,7 +261,9 @@ def _extract_html(html: str, *, url: str, source: str) -> Article:
     site_hint = _meta(tree, "og:site_name")
     body = tree.find("body")
     lines = layout.page_lines(body if body is not None else tree)
-    story = layout.story(lines, _is_page_furniture)
+    story = layout.without_inner_sections(
+        layout.story(lines, _is_page_furniture), clean.is_section_end, _is_page_furniture
+    )
     first_prose = next(
         (line.container for line in story if layout.line_value(line, _is_page_furniture) > 0),
         None,
@@ -328,9 +330,15 @@ def _is_layout_caption(line: layout.Line) -> bool:
     either centred or a block of its own without sentence punctuation (``大会开幕式`` centred
     under the picture, a product name under its photo). Captions that say so in words
     (``图为…``, ``…摄``, ``▲…``) are ``clean.is_caption``'s."""
+    if line.caption and not line.heading and len(line.text) <= _MAX_CAPTION:
+        return True  # the markup says so: <figcaption>, <p class="caption">, …
     if not line.after_image or line.heading or line.in_list or len(line.text) > 40:
         return False
     return line.centered or (line.alone and not re.search("[，。；！？：,;!?:]", line.text))
+
+
+_MAX_CAPTION = 100
+"""Characters beyond which a line the markup calls a caption is a paragraph after all."""
 
 
 def _extract_with_trafilatura(
@@ -460,6 +468,8 @@ def _headline(
             and not clean.is_breadcrumb(text)
         )
 
+    # a headline the page sets with a space (全市首家24小时 城市书房…) is still the <title>'s
+    bare_title = _INVISIBLE.sub("", page_title)
     h1s = [t for t in (_text_of(h) for h in tree.iter("h1") if above(h)) if usable(t)]
     classed = [
         _text_of(e)
@@ -473,7 +483,8 @@ def _headline(
     if parts:
         for candidate in [*h1s, *classed, *headings]:
             if usable(candidate) and (
-                candidate in parts or (len(candidate) >= 6 and candidate in page_title)
+                candidate in parts
+                or (len(candidate) >= 6 and _INVISIBLE.sub("", candidate) in bare_title)
             ):
                 return candidate
     if len(set(h1s)) == 1:
@@ -659,6 +670,7 @@ def _is_furniture(line: str) -> bool:
         or clean.is_caption(line)
         or clean.is_notice(line)
         or clean.is_section_end(line)
+        or clean.is_stamp(line)
     )
 
 
@@ -680,6 +692,7 @@ def _assemble(
     title_unit = _repaired(_Unit(title)) if from_page else _Unit(title, notes=title_notes)
     notes = [f"title: {n}" for n in title_unit.notes]
     units = _drop_header(units)
+    title_lines = _title_lines(units, title_unit.text)
     blocks: list[tuple[Block, list[str]]] = []
     heading: list[_Unit] = []
     previous = ""
@@ -707,7 +720,7 @@ def _assemble(
             break
         if _is_furniture(text) or _same(text, title_unit.text):
             continue
-        if not blocks and _part_of(text, title_unit.text):
+        if id(unit) in title_lines:
             continue  # the headline, set over several lines above the body
         if unit.heading or clean.looks_like_heading(text):
             heading.append(unit)
@@ -716,7 +729,7 @@ def _assemble(
             continue
         blocks.extend(_heading_blocks(heading))
         heading = []
-        text = _strip_lead_credit(text)
+        text = _strip_inline_credit(_strip_lead_credit(text))
         blocks.append((Block(BlockKind.PARAGRAPH, text), unit.notes))
         read += len(text)
     blocks = _strip_closing_credit(_drop_repeated_summary(blocks))
@@ -786,6 +799,34 @@ def _completed_title(title: str, originals: list[str]) -> str:
     return title
 
 
+def _title_lines(units: list[_Unit], title: str) -> set[int]:
+    """The units (by ``id``) at the top of the body that set the headline over several lines:
+    consecutive parts of it that together make all of it. A single line that repeats only a
+    part of the headline (a first subheading that says its tail again, a document's own title
+    under a ``国家统计局：…`` headline) is read."""
+    whole = _bare(title)
+    run: list[_Unit] = []
+    for unit in units:
+        if not _READABLE.search(unit.text) or unit.caption or unit.link:
+            continue
+        if _is_furniture(unit.text) or clean.parse_dateline(unit.text) is not None:
+            if run:
+                break
+            continue
+        if _same(unit.text, title) or not _part_of(unit.text, title):
+            break
+        run.append(unit)
+    joined = "".join(_bare(u.text) for u in run)
+    if len(run) >= 2 and joined == whole:
+        return {id(u) for u in run}
+    return set()
+
+
+def _bare(text: str) -> str:
+    """Letters and digits only: a headline set over lines loses its spaces and punctuation."""
+    return "".join(re.findall(f"[{_CJK}A-Za-z0-9]", text))
+
+
 def _part_of(text: str, title: str) -> bool:
     squeezed, whole = re.sub(r"\s+", "", text), re.sub(r"\s+", "", title)
     return len(squeezed) >= 4 and squeezed in whole
@@ -804,6 +845,23 @@ def _strip_lead_credit(text: str) -> str:
         return text
     lead = (match["lead"] or "").rstrip()
     return f"{lead} {text[match.end() :]}" if lead else text[match.end() :]
+
+
+_INLINE_CREDIT = re.compile(r"[（(]\s*(?P<credit>[^（）()]{2,40}?)\s*[)）]")
+
+
+def _strip_inline_credit(text: str) -> str:
+    """``…扩岗补助（作者：华中日报记者 王蕾），政策…`` → ``…扩岗补助，政策…``: an author or
+    reporter credit in parentheses inside a paragraph is not read."""
+
+    def credit(match: re.Match[str]) -> str:
+        inner = match["credit"]
+        if re.match(r"^(?:作者|撰稿|撰文)\s*[:：/]", inner) or clean.is_credit(inner):
+            return ""
+        return match.group()
+
+    stripped = _INLINE_CREDIT.sub(credit, text).strip()
+    return stripped if _READABLE.search(stripped) else text
 
 
 def _bigrams(text: str) -> set[str]:

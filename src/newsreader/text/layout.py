@@ -108,6 +108,11 @@ _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PUNCTUATION = re.compile("[，。；！？、：,;!?]")
 _CENTERED = re.compile(r"text-align\s*:\s*center", re.IGNORECASE)
 _HEADING_CLASS = re.compile(r"(?:^|[\s_-])(?:h[1-6]|subtitle|sub-title|heading)(?:$|[\s_-])")
+_CAPTION_CLASS = re.compile(
+    r"(?:^|[\s_-])(?:caption|figcaption|pictext|pic_?txt|pic_?text|pic_?note|pic_?desc|img_?desc"
+    r"|img_?txt|image_?desc|photo_?desc|photo_?txt|illustration)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
 _SMALL_IMAGE = 60
 """An image this many pixels high or wide, or less, is a divider or an icon, not a photo."""
 
@@ -127,6 +132,9 @@ class Line:
     after_image: bool = False
     """A photo stands between this line and the text before it."""
     in_list: bool = False
+    caption: bool = False
+    """In a ``<figcaption>`` or an element classed as a caption (``wp-caption-text``,
+    ``pictext``, ``img_desc`` …)."""
     alone: bool = False
     """The only line of its block (a ``<p>`` of its own, not one of a run split by ``<br>``)."""
 
@@ -152,6 +160,34 @@ def prune(tree: lxml.html.HtmlElement) -> None:
             listing.drop_tree()
     for section in tree.iter("section"):
         section.tag = "div"  # WeChat and others build paragraphs from <section>s
+    _drop_profile_links(tree)
+
+
+_PROFILE_LINK = frozenset({"微博", "微信", "博客", "个人主页", "主页"})
+
+
+def _drop_profile_links(tree: lxml.html.HtmlElement) -> None:
+    """``张敏（<a>微博</a>）表示`` → ``张敏表示``: a portal's link to a person's account,
+    in parentheses inside a sentence, is not part of the sentence."""
+    for link in list(tree.iter("a")):
+        if (link.text_content() or "").strip() not in _PROFILE_LINK or len(link):
+            continue
+        previous = link.getprevious()
+        parent = link.getparent()
+        if parent is None:
+            continue
+        before = (previous.tail if previous is not None else parent.text) or ""
+        after = link.tail or ""
+        if not (before.rstrip().endswith(("（", "(")) and after.lstrip().startswith(("）", ")"))):
+            continue
+        before = before.rstrip()[:-1]
+        after = after.lstrip()[1:]
+        if previous is not None:
+            previous.tail = before
+        else:
+            parent.text = before
+        link.tail = after
+        link.drop_tree()
 
 
 def _is_code(pre: lxml.html.HtmlElement) -> bool:
@@ -178,6 +214,7 @@ class _Walker:
     heading: bool = False
     centered: bool = False
     in_list: bool = False
+    caption: bool = False
     image: bool = False
 
     def flush(self) -> None:
@@ -195,13 +232,14 @@ class _Walker:
                     centered=self.centered,
                     after_image=self.image,
                     in_list=self.in_list,
+                    caption=self.caption,
                 )
             )
             # a caption can take two centred lines: 摄影：… / what the photo shows
             self.image = self.image and self.centered and is_credit(text)
         self.pieces = []
         self.container = None
-        self.heading = self.centered = self.in_list = False
+        self.heading = self.centered = self.in_list = self.caption = False
 
     def add(
         self, text: str, block: lxml.html.HtmlElement, *, link: bool, bold: bool, flags: _Flags
@@ -222,6 +260,7 @@ class _Walker:
             self.heading = self.heading or flags.heading
             self.centered = self.centered or flags.centered
             self.in_list = self.in_list or flags.in_list
+            self.caption = self.caption or flags.caption
 
 
 @dataclass(frozen=True)
@@ -231,6 +270,7 @@ class _Flags:
     in_list: bool = False
     preformatted: bool = False
     """Inside a ``<pre>``, where a line break is a line break."""
+    caption: bool = False
 
 
 def page_lines(root: lxml.html.HtmlElement) -> list[Line]:
@@ -313,6 +353,9 @@ def _enter(element: lxml.html.HtmlElement, walker: _Walker, outer: _Context) -> 
             centered=(flags.centered or tag == "center" or bool(_CENTERED.search(style))),
             in_list=flags.in_list or tag == "li",
             preformatted=flags.preformatted or tag == "pre",
+            caption=flags.caption
+            or tag == "figcaption"
+            or bool(_CAPTION_CLASS.search(element.get("class") or "")),
         )
     elif tag == "span" and _HEADING_CLASS.search(element.get("class") or ""):
         flags = dataclasses.replace(flags, heading=True)
@@ -429,3 +472,51 @@ def _best(totals: dict[lxml.html.HtmlElement, int]) -> lxml.html.HtmlElement | N
         parent = element.getparent()
         depths[element] = depths[parent] + 1 if parent is not None else 1
     return min(winners, key=depths.__getitem__)
+
+
+def without_inner_sections(
+    lines: list[Line], is_label: Callable[[str], bool], furniture: Callable[[str], bool]
+) -> list[Line]:
+    """The story's lines less the boxes inside it that a section label opens (a 延伸阅读 box
+    with another story's text, a 相关视频 list) when the story goes on after the box.
+
+    The box is the outermost element around the label that holds no prose before the label and
+    leaves sentences of the story after it. A label with no such box (a trailing section, or one
+    set among the story's own paragraphs) is left for the reader to stop at.
+    """
+    if not any(is_label(line.text) for line in lines):
+        return lines
+    values = [line_value(line, furniture) for line in lines]
+    dropped: set[int] = set()
+    for i, line in enumerate(lines):
+        if i in dropped or not is_label(line.text):
+            continue
+        box = _box(lines, values, i)
+        if box is not None:
+            dropped.update(j for j, other in enumerate(lines) if _inside(other.container, box))
+    return [line for j, line in enumerate(lines) if j not in dropped]
+
+
+def _inside(element: lxml.html.HtmlElement, box: lxml.html.HtmlElement) -> bool:
+    return element is box or any(a is box for a in element.iterancestors())
+
+
+def _box(lines: list[Line], values: list[int], at: int) -> lxml.html.HtmlElement | None:
+    found = None
+    for candidate in (lines[at].container, *lines[at].container.iterancestors()):
+        members = [j for j, line in enumerate(lines) if _inside(line.container, candidate)]
+        if any(values[j] > 0 for j in members if j < at):
+            break  # holds story before the label: the label is one of the story's lines
+        last = members[-1]
+        if members != list(range(members[0], last + 1)):
+            break
+        if not any(_is_sentence(lines[j], values[j]) for j in range(last + 1, len(lines))):
+            break  # nothing of the story after it: a trailing section, where reading stops
+        if len(members) > 1:  # a label alone is no box: what follows it may be its list
+            found = candidate
+    return found
+
+
+def _is_sentence(line: Line, value: int) -> bool:
+    """Prose that ends as a sentence does (a related headline, even with a comma, does not)."""
+    return value > 0 and line.text.rstrip().endswith(("。", "！", "？", "!", "?", "…", "”", "」"))
