@@ -132,3 +132,14 @@ def test_only_whole_frames_are_decoded() -> None:
     with pytest.raises(ValueError, match="whole number"):
         loudness.decode_frames(bytes(145))
     assert len(loudness.decode_frames(b"")) == 0
+
+
+def test_pieces_measured_in_one_run_match_pieces_measured_apart(
+    speech_frames: list[bytes],
+) -> None:
+    together = loudness.measure_pieces(speech_frames)
+    apart = [measure_frames(part) for part in speech_frames]
+    assert [len(m.energy) for m in together] == [len(m.energy) for m in apart]
+    for one, other in zip(together, apart, strict=True):
+        assert one.integrated == pytest.approx(other.integrated, abs=0.02)
+        assert one.true_peak == pytest.approx(other.true_peak, abs=0.05)

@@ -303,6 +303,22 @@ def measure_frames(mp3: bytes) -> Measurement:
     return measure_samples(decode_frames(mp3), FRAME_RATE)
 
 
+def measure_pieces(pieces: Sequence[bytes]) -> list[Measurement]:
+    """Measure several pieces of bare frames with one ffmpeg run (one start-up, not one each).
+
+    The pieces are decoded as played one after another; each gets the samples of its own frames
+    (576 per frame), so a piece's first 24 ms carry the tail of the one before, as when joined.
+    """
+    samples = decode_frames(b"".join(pieces))
+    out: list[Measurement] = []
+    at = 0
+    for piece in pieces:
+        count = len(piece) // FRAME_BYTES * FRAME_SAMPLES
+        out.append(measure_samples(samples[at : at + count], FRAME_RATE))
+        at += count
+    return out
+
+
 def describe(loudness: float, peak_db: float) -> str:
     """``-16.0 LUFS, true peak -1.4 dBTP`` for a summary line."""
 
