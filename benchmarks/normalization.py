@@ -8,8 +8,8 @@ the row's expected text, exactly (a case is right only when the whole line is):
   run on the whole line as its own normalizer.
 
 Prints one Markdown table, category × split, then the speed of ``normalize_for_speech`` in ms per
-1,000 sentences (all cases, best of ``--rounds``). ``--failures dev|heldout`` also lists the cases
-newsreader gets wrong in that split.
+1,000 sentences (all cases, best of ``--rounds``, the number cache emptied before each pass).
+``--failures dev|heldout`` also lists the cases newsreader gets wrong in that split.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:  # the case table lives in ``tests/``, not in the 
 from tests.text.normalization_table import SPLITS, Case, Tally, load_cases, tally  # noqa: E402
 
 from newsreader.text.normalize import normalize_for_speech  # noqa: E402
+from newsreader.text.numbers import integer  # noqa: E402
 
 
 def _cn2an(text: str) -> str:
@@ -39,11 +40,13 @@ def _cn2an(text: str) -> str:
 
 
 def _speed(cases: list[Case], rounds: int) -> float:
-    """Milliseconds per 1,000 sentences, the best of ``rounds`` passes over every case."""
+    """Milliseconds per 1,000 sentences, the best of ``rounds`` passes over every case, each
+    pass with the number cache emptied (a new article's numbers are new)."""
     texts = [case.text for case in cases]
     normalize_for_speech(texts[0])  # imports and OpenCC set-up are not per sentence
     best = float("inf")
     for _ in range(rounds):
+        integer.cache_clear()
         start = time.perf_counter()
         for text in texts:
             normalize_for_speech(text)

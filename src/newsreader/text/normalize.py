@@ -193,7 +193,10 @@ _TWO_IS_LIANG = frozenset(
     "集轮輪局盘盤枚颗顆粒块塊片根支把杯瓶袋包箱桶吨噸斤倍成岁歲周週天晚夜国國年点點小公千万萬亿億"
     "百米克升度元美欧歐英港"
     "分秒时時套间間处處起例宗户戶组組队隊款批道笔筆扇棵株匹口圈亩畝段遍胜勝负負球金银銀铜銅折"
+    "双雙对對副幅封则則趟列股门門所盒碗盆罐滴声聲眼回顿頓岸"
 )
+# Not 两 before 手 (二手), 胎/孩 (二胎), 代 (二代), 审 (二审), 班 (二班), 类 (Ⅱ类), 期 (二期),
+# 级 (二级), 号 (二号), 楼 (二楼), 路 (二路), 月 and 日 (二月二日): there 2 is a name, not a count.
 _NOT_LIANG_WORDS = ("年级", "年級")  # 2年 is 两年, 2年级 二年级
 
 # Numbers that are dialled or keyed in are said digit by digit with 幺 (see numbers.code).
@@ -425,8 +428,8 @@ def _say_integer(match: re.Match[str]) -> str:
     before = text[start - 1] if start else ""
     after = text[end] if end < len(text) else ""
     counted = after in _QUANTITY_AFTER
-    if len(run) >= 11:
-        return code(run)  # phone, ID and account numbers
+    if len(run) >= 11 or (len(run) > 1 and run[0] == "0"):
+        return code(run)  # phone, ID and account numbers; 0311, 01号: no quantity starts with 0
     if (
         len(run) >= 3
         and not counted
@@ -494,11 +497,12 @@ _VALUE_WORDS = frozenset("为為是至到达達约約降跌低减減负負率值
 """Before these a minus is a sign (气温-3度, 增速为-0.5), never the hyphen of a designation."""
 _EVENT_AFTER_DOT_DATE = (
     "晚会|晚會|事件|大地震|地震|特大|事故|暴雨|爆炸|购物节|購物節|消费者|消費者|国际消费者|國際消費者"
+    "|大促|狂欢节|狂歡節|电商节|電商節"
 )  # fmt: skip
-"""After M.DD these make it a dot date (3.15晚会), not a decimal (3.15亿)."""
+"""After M.DD or MDD these make it a dot date (3.15晚会, 618大促), not a number (3.15亿)."""
 _PER_NUMERATOR = (
-    "美元|欧元|歐元|英镑|英鎊|日元|港元|韩元|韓元|元|块|塊|千瓦时|千瓦時|公里|千米|米|吨|噸|公斤|"
-    "千克|克|斤|升|人次|次|人|个|個|件|辆|輛|台|户|戶|度"
+    "美元|欧元|歐元|英镑|英鎊|日元|港元|韩元|韓元|元|块|塊|千瓦时|千瓦時|千瓦|公里|千米|米|吨|噸|"
+    "公斤|千克|毫克|微克|克|斤|毫升|升|人次|次|人|个|個|件|辆|輛|台|户|戶|度"
 )
 _PER_DENOMINATOR = "|".join(
     sorted(
@@ -607,6 +611,14 @@ _RULES: tuple[_Rule, ...] = (
             r"(?=" + _EVENT_AFTER_DOT_DATE + r")"
         ),
         lambda m: digits(m.group("m") + m.group("d")),
+    ),
+    _Rule(
+        "Dot dates written without the dot, 618大促, 315晚会: told by the event after them.",
+        _sub(
+            r"(?<![0-9.])(?:1[0-2]|[1-9])(?:[12][0-9]|3[01]|0[1-9])"
+            r"(?=" + _EVENT_AFTER_DOT_DATE + r")"
+        ),
+        lambda m: digits(m.group(0)),
     ),
     _Rule(
         "Clock times 07:42 and 07:42:11 (before ratios, which share the colon).",
@@ -809,15 +821,16 @@ _RULES: tuple[_Rule, ...] = (
 
 # ── character passes ──────────────────────────────────────────────────────────────────────────────
 
-_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])[．：•・](?=[0-9])")
-_BETWEEN_DIGITS_AS = {"．": ".", "：": ":", "•": "·", "・": "·"}
+_BETWEEN_DIGITS = re.compile(r"(?<=[0-9])[．：∶•・](?=[0-9])")
+_BETWEEN_DIGITS_AS = {"．": ".", "：": ":", "∶": ":", "•": "·", "・": "·"}
 _SEPARATOR = re.compile(r"\s*[|｜丨]\s*")
 _LABEL_END = re.compile(r"[】〗]\s*(?=\w)")
 
 
 def _fold_width(text: str) -> str:
     text = text.translate(_FOLD)
-    # ３．１４ and ０７：４２ are a decimal and a time; elsewhere ．and ：are punctuation.
+    # ３．１４ and ０７：４２ are a decimal and a time, 3∶1 a score; elsewhere ．and ：are
+    # punctuation.
     # 3•15 and 3・15 are the dot date 3·15 (and • would otherwise go as an ornament).
     return _BETWEEN_DIGITS.sub(lambda m: _BETWEEN_DIGITS_AS[m.group(0)], text)
 
