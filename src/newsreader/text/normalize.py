@@ -210,7 +210,11 @@ _SERVICE_NUMBER = re.compile(r"12[0-9]{3}|9[56][0-9]{3}|100(?:86|10)")
 """12306, 12345, 12315 (government hotlines), 95588, 96110 (service lines), 10086, 10010."""
 _COUNTING_BEFORE = frozenset("达達超约約近共逾计計增减減涨漲跌降升余餘")
 """Before a number these make it a count even after 电话/热线: 热线接听量达12000."""
-_CLAUSE_BREAK = re.compile(r"[，。；！？,;!?]")
+_CODE_INTRODUCED = re.compile(
+    "(?:" + "|".join(_CODE_WORDS) + r")[为為是了：:\s()（）号號码碼0-9〇幺二三四五六七八九-]*\Z"
+)
+"""A code word right before the number, with nothing between but 为/：/号码 or an area code
+(电话：, 拨打了, 手机号码为, 电话(010)); 手机内存为256GB has 内存 between, a count."""
 _DESIGNATION_BRANDS = (
     "波音", "空客", "骁龙", "驍龍", "麒麟", "天玑", "天璣", "酷睿", "锐龙", "銳龍", "鲲鹏", "鯤鵬",
     "昇腾", "昇騰", "龙芯", "龍芯", "飞腾", "飛騰",
@@ -465,8 +469,7 @@ def _say_integer(match: re.Match[str]) -> str:
 def _is_code_context(text: str, start: int, end: int, before: str, run: str) -> bool:
     """A number that is dialled or keyed in: after 拨打/电话/邮编/代码…, a hotline (110, 12306),
     or six digits in brackets after a company's name (a stock code)."""
-    window = _CLAUSE_BREAK.split(text[max(0, start - 8) : start])[-1]
-    if any(word in window for word in _CODE_WORDS):
+    if _CODE_INTRODUCED.search(text, max(0, start - 12), start):
         return True
     if run in _EMERGENCY_NUMBERS:
         return True  # 110, 119, 120, 122 are said as numbers only before a measure word
