@@ -274,6 +274,10 @@ def test_widths_and_ornaments(text: str, spoken: str) -> None:
         ("zh-TW", "详见https://a.cn/b", "详见網址a點cn"),
         ("zh-CN", "3.5萬元", "三点五萬元"),
         ("zh-CN", "2個", "两個"),
+        ("zh-CN", "撥打110", "撥打幺幺〇"),
+        ("zh-TW", "拨打110", "拨打一一〇"),
+        ("zh-HK", "致電12306", "致電一二三〇六"),
+        ("zh-SG", "拨打110", "拨打一一〇"),
     ],
     ids=[
         "tw-decimal",
@@ -284,6 +288,10 @@ def test_widths_and_ornaments(text: str, spoken: str) -> None:
         "tw-url-word",
         "cn-keeps-traditional-input",
         "cn-traditional-measure-word",
+        "cn-code-yao",
+        "tw-code-yi",
+        "hk-code-yi",
+        "sg-code-yi",
     ],
 )
 def test_inserted_words_follow_the_locale(locale: str, text: str, spoken: str) -> None:

@@ -67,6 +67,10 @@ def to_script(text: str, locale: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _inserted(words: str, locale: str) -> str:
     # The words rules insert (三点五万, 摄氏度, 网址) repeat endlessly: convert each spelling once.
+    if locale != "zh-CN":
+        # 幺 for 1 in codes is the mainland's habit; Taiwan, Hong Kong (Cantonese) and Singapore
+        # say 一, and OpenCC would turn 幺 into 么.
+        words = words.replace("幺", "一")
     return words if locale in _SIMPLIFIED_LOCALES else to_script(words, locale)
 
 
