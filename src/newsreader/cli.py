@@ -6,7 +6,7 @@ import asyncio
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,9 @@ from newsreader.config import DEFAULT_VOICE, Settings
 from newsreader.models import Script
 from newsreader.podcast.command import feed
 from newsreader.service.command import serve
+
+if TYPE_CHECKING:
+    from newsreader.synth.select import EngineChoice
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,8 +115,17 @@ async def _render_with_progress(
     from newsreader.synth.select import choose_engine
 
     choice = await choose_engine(settings, script=script)
-    if choice.warning:
-        warn(choice.warning)
+    try:
+        if choice.warning:
+            warn(choice.warning)
+        return await _render_choice(script, settings, choice, quiet)
+    finally:
+        await choice.engine.close()  # the engine chosen here is closed here
+
+
+async def _render_choice(
+    script: Script, settings: Settings, choice: EngineChoice, quiet: bool
+) -> pipeline.Rendered:
     if quiet or not stderr.is_terminal:
         return await pipeline.render(script, settings, choice=choice)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -3,31 +3,41 @@
 1. load the source (file, stdin, URL) and decode it
 2. extract the article: headline and body only, repaired
 3. build the Script: speech-normalized, script-converted, sentence-aligned segments
-4. synthesize the segments (engine chosen once; cache; bounded concurrency; retries)
-5. assemble frames, pauses, chapters, cues
+4. the streaming render (``RenderStream``): synthesize the segments (engine chosen once; cache;
+   bounded concurrency; retries) and yield each, in order, as soon as it and all before it are
+   ready, placed in the reading (``RenderedSegment``: frames, pause, sentence times, start frame)
+5. assemble those same values into frames, chapters and cues (``render`` does 4 and 5)
 6. write the MP3 (tagged) and the subtitles: both replaced, or neither
+
+Every front door runs step 4 through ``RenderStream``: ``read`` and ``feed`` through ``render``,
+the service directly, relaying each segment to its listeners as it comes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 from newsreader import sources
-from newsreader.audio.assemble import assemble
+from newsreader.audio.assemble import Assembler, RenderedSegment, place
 from newsreader.audio.atomic import temporary_name, written_together
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags, write_mp3
 from newsreader.config import Settings
 from newsreader.errors import OutputError, SegmentsFailed, UsageError
-from newsreader.models import Article, Reading, Script
+from newsreader.models import Article, Reading, Script, SegmentAudio
 from newsreader.sources.fetch import UrlGuard
+from newsreader.synth import registry
+from newsreader.synth.base import Engine
 from newsreader.synth.cache import SegmentCache
 from newsreader.synth.scheduler import (
     Limiter,
@@ -36,7 +46,7 @@ from newsreader.synth.scheduler import (
     Scheduler,
     describe_kinds,
 )
-from newsreader.synth.select import EngineChoice, choose_engine
+from newsreader.synth.select import EngineChoice, choose_engine, fallback_entry
 from newsreader.text.extract import extract
 from newsreader.text.segment import build_script
 
@@ -87,6 +97,121 @@ class Rendered:
         )
 
 
+@dataclass(frozen=True)
+class Restarted:
+    """An item of the streaming render: what came before is void, the reading starts again from
+    its first segment with ``engine`` (the online voice failed partway; ``--fallback``)."""
+
+    engine: str
+    warning: str
+
+
+StreamItem = RenderedSegment | Restarted
+
+
+class RenderStream:
+    """Step 4, streaming: ``async for item in RenderStream(script, settings)``.
+
+    Yields each segment as a ``RenderedSegment`` in script order, as soon as it and all before
+    it are ready, with exact frame offsets: segment ``i`` starts where segment ``i - 1`` ends
+    (after its pause). ``audio/assemble.Assembler`` turns the same items into the ``Reading``.
+
+    One reading, one voice: if the online voice fails for some segments (``SegmentsFailed``),
+    the stream fails, or, with ``settings.fallback`` naming an embedded engine, it yields
+    ``Restarted`` and then the whole script again in that voice. The good segments stay in the
+    cache for the next run either way.
+
+    ``choice``: the engine to use, owned by the caller (not closed here); without it the engine
+    is chosen here (its warning, if any, goes into ``warnings``) and closed at the end, as is a
+    fallback engine. ``engine``, ``stats`` and ``warnings`` describe the run so far.
+    """
+
+    def __init__(
+        self,
+        script: Script,
+        settings: Settings,
+        *,
+        choice: EngineChoice | None = None,
+        limiter: Limiter | None = None,
+        on_ready: ProgressCallback | None = None,
+    ) -> None:
+        self.script = script
+        self.settings = settings
+        self.choice = choice
+        self.limiter = limiter
+        self.on_ready = on_ready
+        self.engine: str | None = choice.engine.name if choice else None
+        """The engine whose segments are coming (None until it is chosen)."""
+        self.warnings: list[str] = []
+        self._schedulers: list[Scheduler] = []
+        self._cache = SegmentCache(settings.cache_dir if settings.use_cache else None)
+
+    @property
+    def stats(self) -> RunStats:
+        """Requests, cache hits, retries, ... of every engine the run used, added up."""
+        return _merged([scheduler.stats for scheduler in self._schedulers])
+
+    def __aiter__(self) -> AsyncIterator[StreamItem]:
+        return self.items()
+
+    async def items(self) -> AsyncGenerator[StreamItem, None]:
+        """The items; under ``contextlib.aclosing`` the requests and engines are released as
+        soon as the consumer stops, even when it stops early."""
+        choice = self.choice
+        if choice is None:
+            choice = await choose_engine(self.settings, script=self.script)
+            if choice.warning:
+                self.warnings.append(choice.warning)
+        self.engine = choice.engine.name
+        try:
+            try:
+                async with contextlib.aclosing(self._segments(choice.engine)) as first:
+                    async for rendered in first:
+                        yield rendered
+            except SegmentsFailed as failure:
+                if not self._falls_back(choice.engine):
+                    raise
+                entry = fallback_entry(self.settings)
+                warning = (
+                    f"the online voice failed for {len(failure.failed)} of "
+                    f"{len(self.script.segments)} segments "
+                    f"({describe_kinds(failure.kinds.values())}); the whole article was read "
+                    f"with the {entry.label} instead (--fallback {entry.name})."
+                )
+                fallback = entry.create()
+                try:
+                    self.engine = fallback.name
+                    self.warnings.append(warning)
+                    yield Restarted(fallback.name, warning)
+                    async with contextlib.aclosing(self._segments(fallback)) as again:
+                        async for rendered in again:
+                            yield rendered
+                finally:
+                    await fallback.close()
+        finally:
+            if self.choice is None:
+                await choice.engine.close()
+
+    def _falls_back(self, engine: Engine) -> bool:
+        fallback = self.settings.fallback
+        if fallback == registry.NO_FALLBACK or engine.name == fallback:
+            return False
+        return not any(e.name == engine.name and e.kind == "embedded" for e in registry.entries())
+
+    async def _segments(self, engine: Engine) -> AsyncGenerator[RenderedSegment, None]:
+        scheduler = Scheduler(engine, self.settings, self._cache, limiter=self.limiter)
+        self._schedulers.append(scheduler)
+        position = 0
+        segments = iter(self.script.segments)
+        # run() is an async generator (annotated as an iterator): closed at once if we stop.
+        run = cast(AsyncGenerator[SegmentAudio, None], scheduler.run(self.script, self.on_ready))
+        async with contextlib.aclosing(run) as parts:
+            async for audio in parts:
+                rendered = place(next(segments), audio, position)
+                position = rendered.end
+                yield rendered
+
+
 async def render(
     script: Script,
     settings: Settings,
@@ -95,53 +220,33 @@ async def render(
     limiter: Limiter | None = None,
     on_ready: ProgressCallback | None = None,
 ) -> Rendered:
-    """Steps 4–5: synthesize every segment and assemble one reading.
+    """Steps 4–5: the streaming render, assembled into one reading (see ``RenderStream``).
 
-    One reading, one voice: if edge fails for some segments (``SegmentsFailed``), the run fails,
-    or, with ``settings.fallback == "espeak"``, the whole script is rendered again with the
-    embedded voice. Edge's good segments stay in the cache for the next run either way.
+    ``choice``'s engine stays open (its owner closes it); an engine chosen here is closed.
     """
-    choice = choice or await choose_engine(settings, script=script)
-    cache = SegmentCache(settings.cache_dir if settings.use_cache else None)
-    scheduler = Scheduler(choice.engine, settings, cache, limiter=limiter)
-    try:
-        parts = [audio async for audio in scheduler.run(script, on_ready)]
-    except SegmentsFailed as failure:
-        if settings.fallback != "espeak" or choice.engine.name == "espeak":
-            raise
-        fallen = await _render_with_espeak(script, settings, cache, on_ready)
-        warning = (
-            f"the online voice failed for {len(failure.failed)} of {len(script.segments)} "
-            f"segments ({describe_kinds(failure.kinds.values())}); the whole article was read "
-            "with the embedded espeak-ng voice instead (--fallback espeak)."
-        )
-        return replace(fallen, stats=_merged(scheduler.stats, fallen.stats), warnings=(warning,))
-    finally:
-        await choice.engine.close()
-    return Rendered(assemble(script, parts), scheduler.stats, choice.engine.name)
+    stream = RenderStream(script, settings, choice=choice, limiter=limiter, on_ready=on_ready)
+    assembler = Assembler(script)
+    async with contextlib.aclosing(stream.items()) as items:
+        async for item in items:
+            if isinstance(item, Restarted):
+                assembler = Assembler(script)
+            else:
+                assembler.add(item)
+    assert stream.engine is not None
+    return Rendered(assembler.finish(), stream.stats, stream.engine, tuple(stream.warnings))
 
 
-async def _render_with_espeak(
-    script: Script, settings: Settings, cache: SegmentCache, on_ready: ProgressCallback | None
-) -> Rendered:
-    from newsreader.synth.espeak import EspeakEngine
-
-    engine = EspeakEngine()
-    scheduler = Scheduler(engine, settings, cache)
-    try:
-        parts = [audio async for audio in scheduler.run(script, on_ready)]
-    finally:
-        await engine.close()
-    return Rendered(assemble(script, parts), scheduler.stats, engine.name)
-
-
-def _merged(first: RunStats, second: RunStats) -> RunStats:
-    return RunStats(
-        requests=first.requests + second.requests,
-        retries=first.retries + second.retries,
-        cache_hits=first.cache_hits + second.cache_hits,
-        failures=first.failures + second.failures,
-    )
+def _merged(runs: list[RunStats]) -> RunStats:
+    """One ``RunStats`` for several runs: counts added up."""
+    total = RunStats()
+    for run in runs:
+        for field in dataclasses.fields(RunStats):
+            mine, theirs = getattr(total, field.name), getattr(run, field.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, int | float) and not isinstance(mine, bool):
+                setattr(total, field.name, mine + theirs)
+    return total
 
 
 def tags_for(article: Article, script: Script) -> Tags:

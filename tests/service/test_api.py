@@ -107,7 +107,9 @@ def test_a_text_reading_from_submission_to_tagged_mp3(
             chapters = await client.get(f"/api/readings/{reading_id}/chapters.json")
             assert chapters.json() == {
                 "version": "1.2.0",
-                "chapters": [{"startTime": 0.0, "title": "城市书房今天开放"}],
+                "chapters": [
+                    {"startTime": 0.0, "endTime": reading["duration"], "title": "城市书房今天开放"}
+                ],
             }
 
     run(scenario())

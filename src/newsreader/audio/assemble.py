@@ -1,13 +1,20 @@
 """Join segment audio into one reading: frames and pauses, chapters, subtitle cues.
 
 Times come from frame counts (24 ms each), so chapter marks and cue shifts are exact; nothing is
-decoded or re-encoded.
+decoded or re-encoded. This module is the only place that joins pauses and times sentences:
+
+- ``place`` turns one segment's audio into a ``RenderedSegment``: its bare frames, the pause that
+  follows it, its sentences' times in the reading (clamped inside its audio) and the exact frame
+  where it starts. The streaming render (``newsreader.pipeline.RenderStream``) yields these, in
+  order, as they are ready: a live stream is each one's ``audio()`` in turn;
+- an ``Assembler`` takes the same values one by one and makes the ``Reading``: the frames joined,
+  the chapters, the subtitle cues. ``assemble`` does it all for a list of parts.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from newsreader.audio.mp3 import bare_frames, silence
@@ -40,35 +47,149 @@ class _Timed:
     text: str
 
 
+@dataclass(frozen=True)
+class TimedSentence:
+    """A sentence as the reader sees it, with its time in the reading, in whole milliseconds."""
+
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, repr=False)
+class RenderedSegment:
+    """One segment of a reading, ready to be heard: an item of the streaming render.
+
+    Plain values only (no engine, no file), so a worker can hand it to another process.
+    """
+
+    index: int
+    """Its place in the script (``segment.index``)."""
+    segment: Segment
+    frames: bytes
+    """Bare MP3 frames in edge's format (no ID3, no Info frame)."""
+    pause_frames: int
+    """Silent frames that follow it (``segment.pause``)."""
+    sentences: tuple[TimedSentence, ...]
+    """``segment.display``, each timed from the start of the reading, inside this audio."""
+    start: int
+    """The frame of the reading where its audio begins: exact."""
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames) // FRAME_BYTES
+
+    @property
+    def end(self) -> int:
+        """The frame where the next segment begins (after this one's pause)."""
+        return self.start + self.frame_count + self.pause_frames
+
+    @property
+    def seconds(self) -> float:
+        """How long it lasts, pause included."""
+        return (self.frame_count + self.pause_frames) * FRAME_SECONDS
+
+    def audio(self) -> bytes:
+        """Its frames and its pause: the bytes a live stream sends for it."""
+        return self.frames + silence(self.pause_frames)
+
+    def __repr__(self) -> str:
+        return (
+            f"RenderedSegment(index={self.index}, start={self.start}, "
+            f"frames={self.frame_count}, pause_frames={self.pause_frames})"
+        )
+
+
+def place(segment: Segment, part: SegmentAudio, start: int) -> RenderedSegment:
+    """``part`` (the audio of ``segment``) placed at frame ``start`` of the reading.
+
+    Each sentence's engine timing is moved to the reading's clock and clamped inside the
+    segment's audio. Raises ``SynthesisError`` if the audio is not in edge's format and
+    ``ValueError`` if its timings do not match the segment's sentences.
+    """
+    if len(part.sentences) != len(segment.display):
+        raise ValueError(
+            f"segment {segment.index} has {len(segment.display)} sentences "
+            f"but its audio has {len(part.sentences)} timings"
+        )
+    frames = bare_frames(part.mp3)
+    offset_ms = start * _FRAME_MS
+    length_ms = len(frames) // FRAME_BYTES * _FRAME_MS
+    sentences = tuple(
+        TimedSentence(
+            text,
+            offset_ms + min(max(round(timing.start * 1000), 0), length_ms),
+            offset_ms + min(max(round(timing.end * 1000), 0), length_ms),
+        )
+        for timing, text in zip(part.sentences, segment.display, strict=True)
+    )
+    return RenderedSegment(segment.index, segment, frames, int(segment.pause), sentences, start)
+
+
+class Assembler:
+    """A reading built as its segments come: ``add`` each in script order, then ``finish``."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self._chunks: list[bytes] = []
+        self._starts: list[int] = []  # frame index where each segment's audio begins
+        self._timed: list[_Timed] = []
+        self.position = 0
+        """Frames so far: where the next segment must start."""
+
+    def add(self, rendered: RenderedSegment) -> None:
+        expected = len(self._starts)
+        if expected >= len(self.script.segments):
+            raise ValueError(f"more audio parts than the script's {expected} segments")
+        if rendered.index != expected or rendered.start != self.position:
+            raise ValueError(
+                f"segment {rendered.index} at frame {rendered.start} came where segment "
+                f"{expected} at frame {self.position} belongs"
+            )
+        self._starts.append(rendered.start)
+        self._timed.extend(_sentence_cues(rendered.sentences))
+        self._chunks.append(rendered.frames)
+        self._chunks.append(silence(rendered.pause_frames))
+        self.position = rendered.end
+
+    def finish(self) -> Reading:
+        if len(self._starts) != len(self.script.segments):
+            raise ValueError(
+                f"{len(self._starts)} audio parts for {len(self.script.segments)} segments"
+            )
+        return Reading(
+            mp3=b"".join(self._chunks),
+            chapters=_chapters(self.script, self._starts, self.position),
+            cues=_finish_cues(self._timed, self.position * FRAME_SECONDS),
+            segment_starts=tuple(start * FRAME_SECONDS for start in self._starts),
+        )
+
+
+def placed(script: Script, parts: Iterable[SegmentAudio]) -> Iterator[RenderedSegment]:
+    """``parts[i]`` (the audio of ``script.segments[i]``) placed one after the other."""
+    position = 0
+    for segment, part in zip(script.segments, parts, strict=False):
+        rendered = place(segment, part, position)
+        position = rendered.end
+        yield rendered
+
+
+def assemble_segments(script: Script, segments: Iterable[RenderedSegment]) -> Reading:
+    assembler = Assembler(script)
+    for rendered in segments:
+        assembler.add(rendered)
+    return assembler.finish()
+
+
 def assemble(script: Script, parts: Sequence[SegmentAudio]) -> Reading:
     """One MP3 stream for the script: each part's frames followed by its segment's pause.
 
     ``parts[i]`` is the audio of ``script.segments[i]``. Raises ``SynthesisError`` if a part is not
     in edge's format and ``ValueError`` if parts and segments do not match up.
     """
-    segments = script.segments
-    if len(parts) != len(segments):
-        raise ValueError(f"{len(parts)} audio parts for {len(segments)} segments")
-
-    chunks: list[bytes] = []
-    starts: list[int] = []  # frame index where each segment's audio begins
-    timed: list[_Timed] = []
-    position = 0
-    for segment, part in zip(segments, parts, strict=True):
-        frames = bare_frames(part.mp3)
-        count = len(frames) // FRAME_BYTES
-        starts.append(position)
-        timed.extend(_sentence_cues(segment, part, position * _FRAME_MS, count * _FRAME_MS))
-        chunks.append(frames)
-        chunks.append(silence(segment.pause))
-        position += count + segment.pause
-
-    return Reading(
-        mp3=b"".join(chunks),
-        chapters=_chapters(script, starts, position),
-        cues=_finish_cues(timed, position * FRAME_SECONDS),
-        segment_starts=tuple(start * FRAME_SECONDS for start in starts),
-    )
+    if len(parts) != len(script.segments):
+        raise ValueError(f"{len(parts)} audio parts for {len(script.segments)} segments")
+    return assemble_segments(script, placed(script, parts))
 
 
 def _chapters(script: Script, starts: Sequence[int], total: int) -> tuple[Chapter, ...]:
@@ -97,18 +218,10 @@ def _chapters(script: Script, starts: Sequence[int], total: int) -> tuple[Chapte
     return tuple(chapters)
 
 
-def _sentence_cues(
-    segment: Segment, part: SegmentAudio, offset_ms: int, length_ms: int
-) -> Iterator[_Timed]:
-    """Cues for one part's sentences, shifted to ``offset_ms`` and kept inside its audio."""
-    if len(part.sentences) != len(segment.display):
-        raise ValueError(
-            f"segment {segment.index} has {len(segment.display)} sentences "
-            f"but its audio has {len(part.sentences)} timings"
-        )
-    for timing, text in zip(part.sentences, segment.display, strict=True):
-        start = offset_ms + min(max(round(timing.start * 1000), 0), length_ms)
-        end = offset_ms + min(max(round(timing.end * 1000), 0), length_ms)
+def _sentence_cues(sentences: Sequence[TimedSentence]) -> Iterator[_Timed]:
+    """Cues for one segment's placed sentences: long ones split at clause marks."""
+    for sentence in sentences:
+        start, end, text = sentence.start_ms, sentence.end_ms, sentence.text
         pieces = split_sentence(text)
         weights = [max(_char_count(piece), 1) for piece in pieces]
         total = sum(weights)

@@ -1,8 +1,9 @@
 """Episodes: the audio, transcript and chapters of one article, or of a digest of several.
 
-Audio goes through the same pipeline as ``newsreader read`` (``make_script`` → ``render`` →
-``write_outputs``). A digest is one Script built from several: a spoken introduction (the date
-and the headlines), then each article's segments, one chapter per article.
+Audio goes through the same pipeline as ``newsreader read`` (``make_script`` → ``render``, the
+streaming render assembled); the chapters file comes from ``podcast.chapters``, as the
+service's. A digest is one Script built from several: a spoken introduction (the date and the
+headlines), then each article's segments, one chapter per article.
 
 Files are named ``<slug>.mp3``, ``<slug>.vtt`` and ``<slug>.chapters.json``; a later revision of
 the same episode (its article's text changed) gets ``<slug>.r2.mp3`` and so on, so the files the
@@ -11,7 +12,6 @@ current feed.xml points at are never overwritten while it points at them.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,10 +29,10 @@ from newsreader.models import (
     Block,
     BlockKind,
     Pause,
-    Reading,
     Script,
     Segment,
 )
+from newsreader.podcast.chapters import chapters_json
 from newsreader.synth.select import EngineChoice
 from newsreader.text.segment import build_script
 
@@ -86,20 +86,6 @@ def file_names(slug: str, revision: int) -> tuple[str, str, str]:
     return (f"{stem}.mp3", f"{stem}.vtt", f"{stem}.chapters.json")
 
 
-def chapters_document(reading: Reading) -> bytes:
-    """Podcasting 2.0 JSON chapters (times in seconds, exact to the millisecond)."""
-    chapters = [
-        {
-            "startTime": round(chapter.start * 1000) / 1000,
-            "endTime": round(chapter.end * 1000) / 1000,
-            "title": chapter.title,
-        }
-        for chapter in sorted(reading.chapters, key=lambda chapter: chapter.start)
-    ]
-    document = {"version": "1.2.0", "chapters": chapters}
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-
 async def render_episode(
     script: Script,
     settings: Settings,
@@ -116,7 +102,7 @@ async def render_episode(
     """
     rendered = await pipeline.render(script, settings, choice=choice)
     audio, transcript, chapters = file_names(slug, revision)
-    atomic_write(folder / chapters, chapters_document(rendered.reading))
+    atomic_write(folder / chapters, chapters_json(rendered.reading.chapters))
     write_mp3(folder / audio, rendered.reading, tags)
     write_subtitles(folder / transcript, rendered.reading.cues)
     frames = len(rendered.reading.mp3) // FRAME_BYTES

@@ -248,10 +248,13 @@ async def update_feed(
             run = _Run(request, settings, state, channel, report, guard, notify, cover)
             run.reconcile()
             entries = select_entries(source.entries, since=request.since, limit=request.limit)
-            if request.digest:
-                await run.digest(entries, source)
-            else:
-                await run.articles(entries)
+            try:
+                if request.digest:
+                    await run.digest(entries, source)
+                else:
+                    await run.articles(entries)
+            finally:
+                await run.close()
             if request.keep is not None:
                 run.prune(request.keep)
             run.publish()
@@ -447,6 +450,11 @@ class _Run:
         return sizes[0] == stored.audio_bytes and all(sizes)
 
     # ── 4–5. articles ─────────────────────────────────────────────────────────────────────────
+
+    async def close(self) -> None:
+        """Close the run's engine (each episode's render leaves it open for the next)."""
+        if self._choice is not None:
+            await self._choice.engine.close()
 
     async def _engine(self) -> EngineChoice:
         """One engine for the whole run, chosen when the first episode needs audio."""

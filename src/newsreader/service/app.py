@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import FastAPI, Request
@@ -35,6 +35,8 @@ from newsreader.config import DEFAULT_VOICE
 from newsreader.errors import ExtractionError, SourceError, UsageError
 from newsreader.models import Article
 from newsreader.pipeline import make_script, slugify
+from newsreader.podcast.chapters import MEDIA_TYPE as CHAPTERS_MEDIA_TYPE
+from newsreader.podcast.chapters import chapters_json
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError, error_body, error_response
 from newsreader.service.feed import Feed
@@ -47,6 +49,7 @@ from newsreader.service.inputs import (
     check_source_url,
 )
 from newsreader.service.jobs import JobRequest, Readings, job_settings, load_article
+from newsreader.service.payloads import ChapterPayload, SentencePayload, chapters_of
 from newsreader.service.security import (
     AddressPolicy,
     AddressRefused,
@@ -146,10 +149,21 @@ class ReadingOut(BaseModel):
     sentences: list[SentenceOut]
     error: ErrorOut | None
     engine: str | None
+    warnings: list[str] = Field(
+        description="What the listener should know, e.g. that the embedded voice read it."
+    )
     source: str | None
     created: str
     finished: str | None
     links: Links
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    version: str
+    engine: str
+    queued: int
+    running: int
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -318,14 +332,17 @@ class Service:
 
     def describe(self, row: Row) -> ReadingOut:
         live = self.readings.live(row.id)
+        sentences: list[SentencePayload] = []
+        chapters: list[ChapterPayload] = []
+        warnings: list[str] = []
+        audio_ready = 0.0
         if row.status == "done":
             timeline = self.readings.timeline(row.id)
-            sentences, chapters = timeline.get("sentences", []), timeline.get("chapters", [])
+            sentences, chapters = timeline["sentences"], timeline["chapters"]
+            warnings = timeline["warnings"]
             audio_ready = row.duration or 0.0
         elif live is not None:
-            sentences, chapters, audio_ready = live.sentences, [], live.audio_seconds
-        else:
-            sentences, chapters, audio_ready = [], [], 0.0
+            sentences, warnings, audio_ready = live.sentences, live.warnings, live.audio_seconds
         status = row.status
         title, done, total = row.title, row.done, row.total
         if live is not None and status in ("queued", "running"):
@@ -344,6 +361,7 @@ class Service:
             sentences=[SentenceOut(**s) for s in sentences],
             error=error,
             engine=row.engine or (live.engine if live else None),
+            warnings=list(warnings),
             source=row.source,
             created=_iso(row.created) or "",
             finished=_iso(row.finished),
@@ -512,14 +530,8 @@ def _api(app: FastAPI, service: Service) -> None:
         row = service.row(reading_id)
         if row.status != "done":
             raise ApiError(409, "not_ready", f"the reading is {row.status}: chapters come last.")
-        marks = readings.timeline(row.id).get("chapters", [])
-        return JSONResponse(
-            {
-                "version": "1.2.0",
-                "chapters": [{"startTime": c["start"], "title": c["title"]} for c in marks],
-            },
-            media_type="application/json+chapters",
-        )
+        marks = chapters_of(readings.timeline(row.id))
+        return Response(chapters_json(marks), media_type=CHAPTERS_MEDIA_TYPE)
 
     @app.get("/feed.xml")
     async def feed() -> Response:
@@ -530,16 +542,16 @@ def _api(app: FastAPI, service: Service) -> None:
         )
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> HealthOut:
         """Liveness: the job store answers."""
         unfinished = service.store.unfinished()
-        return {
-            "status": "ok",
-            "version": __version__,
-            "engine": service.config.engine,
-            "queued": sum(1 for r in unfinished if r.status == "queued"),
-            "running": sum(1 for r in unfinished if r.status == "running"),
-        }
+        return HealthOut(
+            status="ok",
+            version=__version__,
+            engine=service.config.engine,
+            queued=sum(1 for r in unfinished if r.status == "queued"),
+            running=sum(1 for r in unfinished if r.status == "running"),
+        )
 
 
 def _pages(app: FastAPI, service: Service) -> None:

@@ -9,11 +9,14 @@ The worker (``Readings``) runs each job as one task:
 
 1. load the article (fetch through the SSRF guard, or extract posted text/HTML), build the Script;
 2. pick the engine for the job (``choose_engine``: edge if reachable, else the embedded voice);
-3. synthesize through the ``Scheduler`` with the one process-wide ``FairLimiter``; each segment,
-   as soon as it and all before it are ready, is appended to the job's ``LiveAudio`` as its frames
-   plus its pause frames (exactly what ``assemble`` joins), and its sentences get their times;
-4. assemble, then write the tagged MP3, the captions and the sentence timeline atomically, and
-   only then mark the row ``done``.
+3. run the pipeline's streaming render (``RenderStream``, as ``read`` and ``feed`` do) with the
+   one process-wide ``FairLimiter``: each ``RenderedSegment``, as soon as it and all before it are
+   ready, is appended to the job's ``LiveAudio`` (its frames and its pause), its sentences get
+   the times the audio module gave them, and the same value goes to the ``Assembler``. With
+   ``--fallback espeak``, a reading whose online voice failed partway starts again in the
+   embedded voice: the live audio so far is closed and a new one begins, with a warning;
+4. write the tagged MP3, the captions and the sentence timeline atomically, and only then mark
+   the row ``done``.
 """
 
 from __future__ import annotations
@@ -28,28 +31,34 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from newsreader import pipeline
-from newsreader.audio.assemble import assemble
+from newsreader.audio.assemble import Assembler
 from newsreader.audio.atomic import atomic_write, written_together
-from newsreader.audio.mp3 import bare_frames, silence
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import write_mp3
 from newsreader.config import DEFAULT_VOICE, Settings, check_percent, check_voice
 from newsreader.errors import NewsreaderError, SourceError
-from newsreader.models import FRAME_BYTES, FRAME_SECONDS, Article, Reading, Script, SegmentAudio
+from newsreader.models import Article, Reading, Script
 from newsreader.service.config import ServiceConfig
 from newsreader.service.inputs import check_size
+from newsreader.service.payloads import (
+    SentencePayload,
+    TimelinePayload,
+    chapter_list,
+    read_timeline,
+    sentence_list,
+    time_sentences,
+)
 from newsreader.service.pools import PerClient, Pools
 from newsreader.service.security import AddressPolicy
 from newsreader.service.store import JobStore, Row, Status, id_key
 from newsreader.service.stream import SPILL_SUFFIX, LiveAudio, clear_spills
-from newsreader.synth.cache import SegmentCache
-from newsreader.synth.scheduler import Limiter, Scheduler
+from newsreader.synth.scheduler import Limiter
 from newsreader.synth.select import choose_engine
 from newsreader.text.extract import extract
 
@@ -97,7 +106,7 @@ class JobRequest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+    def from_dict(cls, data: Mapping[str, Any]) -> JobRequest:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -107,6 +116,7 @@ def job_settings(request: JobRequest, config: ServiceConfig) -> Settings:
         voice=request.voice,
         rate=request.rate,
         engine=config.engine,
+        fallback=config.fallback,
         concurrency=config.segment_concurrency,
         cache_dir=config.segment_cache,
         fetch_timeout=config.fetch_timeout,
@@ -307,29 +317,14 @@ class LiveReading:
     title: str | None = None
     total: int = 0
     done: int = 0
-    sentences: list[dict[str, Any]] = field(default_factory=list)
+    sentences: list[SentencePayload] = field(default_factory=list)
     engine: str | None = None
     audio_seconds: float = 0.0
     error: tuple[str, str] | None = None
-
-
-def sentence_list(script: Script) -> list[dict[str, Any]]:
-    """Every sentence as the reader sees it, in order, with its place (times come later)."""
-    sentences: list[dict[str, Any]] = []
-    for segment in script.segments:
-        for text in segment.display:
-            sentences.append(
-                {
-                    "index": len(sentences),
-                    "text": text,
-                    "kind": segment.kind.value,
-                    "block": segment.block,
-                    "segment": segment.index,
-                    "start": None,
-                    "end": None,
-                }
-            )
-    return sentences
+    warnings: list[str] = field(default_factory=list)
+    """What the listener should know, e.g. that the embedded voice read it (``--fallback``)."""
+    takes: int = 1
+    """Live audio streams begun: a second after a ``--fallback`` restart."""
 
 
 def error_code(error: BaseException) -> str:
@@ -420,13 +415,9 @@ class Readings:
     def timeline_path(self, reading_id: str) -> Path:
         return self.config.readings_dir / f"{reading_id}.json"
 
-    def timeline(self, reading_id: str) -> dict[str, Any]:
+    def timeline(self, reading_id: str) -> TimelinePayload:
         """The finished reading's sentences and chapters (empty if the file is missing)."""
-        try:
-            data = json.loads(self.timeline_path(reading_id).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {"sentences": [], "chapters": []}
-        return data if isinstance(data, dict) else {"sentences": [], "chapters": []}
+        return read_timeline(self.timeline_path(reading_id))
 
     # -- running --------------------------------------------------------------------------------
 
@@ -507,42 +498,32 @@ class Readings:
         live.sentences = sentence_list(script)
         self.store.update(reading_id, title=script.title, total=live.total)
 
-        # 2. the engine, 3. synthesis, streamed as it goes
+        # 2. the engine, 3. the streaming render, relayed as it goes
         choice = await choose_engine(settings)
         live.engine = choice.engine.name
         if choice.warning:
             log.warning("reading %s: %s", reading_id, choice.warning)
-        parts: list[SegmentAudio] = []
+        assembler = Assembler(script)
+        stream = pipeline.RenderStream(script, settings, choice=choice, limiter=self.limiter)
         try:
-            scheduler = Scheduler(
-                choice.engine,
-                settings,
-                SegmentCache(settings.cache_dir if settings.use_cache else None),
-                limiter=self.limiter,
-            )
-            first = 0  # index of the segment's first sentence in live.sentences
-            async for part in scheduler.run(script):
-                segment = script.segments[len(parts)]
-                frames = bare_frames(part.mp3)
-                offset = live.audio_seconds
-                length = len(frames) // FRAME_BYTES * FRAME_SECONDS
-                for n, timing in enumerate(part.sentences):
-                    sentence = live.sentences[first + n]
-                    sentence["start"] = round(offset + min(max(timing.start, 0.0), length), 3)
-                    sentence["end"] = round(offset + min(max(timing.end, 0.0), length), 3)
-                first += len(segment.display)
-                parts.append(part)
-                chunk = frames + silence(segment.pause)
-                seconds = len(chunk) // FRAME_BYTES * FRAME_SECONDS
-                live.audio_seconds += seconds
-                live.done = len(parts)
-                self.limiter.delivered(reading_id, seconds)
-                await live.audio.append(chunk)
+            async with contextlib.aclosing(stream.items()) as items:
+                async for item in items:
+                    if isinstance(item, pipeline.Restarted):
+                        log.warning("reading %s: %s", reading_id, item.warning)
+                        await self._restart(reading_id, live, script, item)
+                        assembler = Assembler(script)
+                        continue
+                    assembler.add(item)
+                    time_sentences(live.sentences, item)
+                    live.audio_seconds += item.seconds
+                    live.done = item.index + 1
+                    self.limiter.delivered(reading_id, item.seconds)
+                    await live.audio.append(item.audio())
         finally:
             await choice.engine.close()
 
         # 4. the finished files, then the row
-        reading = assemble(script, parts)
+        reading = assembler.finish()
         await self.pools.run(
             self.pools.work, self._write, reading_id, article, script, reading, live
         )
@@ -561,6 +542,21 @@ class Readings:
         )
         live.status = "done"
         await live.audio.close(final=self.audio_path(reading_id))
+
+    async def _restart(
+        self, reading_id: str, live: LiveReading, script: Script, restart: pipeline.Restarted
+    ) -> None:
+        """The reading starts again in another voice: listeners of the first voice's audio hear
+        it end; the status and a new stream follow the new voice from its start."""
+        await live.audio.close(failed=True)
+        live.takes += 1
+        spill = self.live_dir / f"{reading_id}.{live.takes}{SPILL_SUFFIX}"
+        live.audio = LiveAudio(spill)
+        live.sentences = sentence_list(script)
+        live.audio_seconds = 0.0
+        live.done = 0
+        live.engine = restart.engine
+        live.warnings.append(restart.warning)
 
     def _load(self, reading_id: str, request: JobRequest, settings: Settings) -> Article:
         """Step 1: the article extracted when it was posted, else loaded now (blocking)."""
@@ -600,13 +596,11 @@ class Readings:
     def _write_timeline(
         self, reading_id: str, script: Script, reading: Reading, live: LiveReading
     ) -> None:
-        timeline = {
+        timeline: TimelinePayload = {
             "title": script.title,
             "sentences": live.sentences,
-            "chapters": [
-                {"title": c.title, "start": round(c.start, 3), "end": round(c.end, 3)}
-                for c in reading.chapters
-            ],
+            "chapters": chapter_list(reading),
+            "warnings": live.warnings,
         }
         atomic_write(
             self.timeline_path(reading_id),
@@ -630,4 +624,5 @@ __all__ = [
     "error_code",
     "job_settings",
     "load_article",
+    "sentence_list",
 ]
