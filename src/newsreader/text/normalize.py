@@ -2,9 +2,10 @@
 
 ``to_script`` converts characters with OpenCC; ``normalize_for_speech`` rewrites what a voice would
 misread: numbers become Chinese numerals (so a zh-CN and a zh-TW voice read them alike), dates,
-times, percentages, money and units become their spoken forms, links become a short placeholder,
-ornaments and emoji are dropped. Latin words and abbreviations (GDP, iPhone, 5G's G) are kept: the
-voices read them.
+times, percentages, money, units and symbols become their spoken forms, codes are said digit by
+digit (``numbers.code``: 幺 for 1), addresses are read out or summarized by their site, ornaments
+and emoji are dropped. Latin words and abbreviations (GDP, iPhone, 5G's G) are kept: the voices
+read them. ``tests/text/normalization_cases.tsv`` holds a case for every rule.
 
 The rules run in a fixed order, each one on the output of the previous; a rule that writes Chinese
 numerals takes its digits out of reach of the rules after it, so the specific rules (dates,
