@@ -172,6 +172,7 @@ _MEASURE_WORDS = (
     "个個位名人次件条條种種家只隻头頭张張台臺辆輛架艘项項座栋棟层層门門所场場届屆期批份款部本册冊"
     "篇首句字页頁章节節集轮輪局盘盤枚颗顆粒块塊片根支把杯瓶袋包箱桶吨噸斤两兩克米里亩畝升度倍成折"
     "岁歲周週天晚夜宗例起户戶组組队隊级級趟班列股手封则則幅双雙对對副国國省市县縣城步代"
+    "间間套处處笔筆扇棵株匹圈段遍盒碗盆罐滴声聲顿頓"
 )
 _MULTIPLIERS = "十百千万萬亿億兆"
 _APPROXIMATE = "多余餘来來几幾左以"  # 1000多人, 300余家, 10来个, 100左右, 500以上
@@ -448,7 +449,7 @@ def _say_integer(match: re.Match[str]) -> str:
         return code(run)
     if len(run) >= 3 and _is_latin(before):
         return digits(run)  # MH370, A320, C919: a model or flight, said digit by digit
-    if len(run) >= 3 and text.endswith(_DESIGNATION_BRANDS, 0, start):
+    if len(run) >= 3 and text.endswith(_DESIGNATION_BRANDS, 0, start - (before == " ")):
         return digits(run)  # 波音737, 骁龙865: a model
     if _YEAR_RUN.fullmatch(run) and _is_year(text, end, before, after):
         return digits(run)  # 2024届, 2024中国国际服务贸易交易会, 2035远景目标
