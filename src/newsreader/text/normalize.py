@@ -550,6 +550,7 @@ _SYMBOL_WORDS = {
     "±": "正负",
     "+": "加",
 }
+_SYMBOLS = re.escape("".join(_SYMBOL_WORDS))
 
 _RULES: tuple[_Rule, ...] = (
     _Rule(
@@ -811,8 +812,12 @@ _RULES: tuple[_Rule, ...] = (
         lambda m: number(m.group(0)),
     ),
     _Rule(
-        "Symbols said as words: × 乘, + 加, = 等于, ≥ 大于等于, ± 正负 (10万+ → 十万加).",
-        _sub("[" + "".join(_SYMBOL_WORDS) + "]|(?<=[0-9])\\s?[xX*]\\s?(?=[0-9])"),
+        "Symbols said as words: × 乘, + 加, = 等于, ≥ 大于等于, ± 正负 (10万+ → 十万加); a run of "
+        "them (=====, C++) is a rule line or a name and is left alone.",
+        _sub(
+            "(?<![" + _SYMBOLS + "])[" + _SYMBOLS + "](?![" + _SYMBOLS + "])"
+            "|(?<=[0-9])\\s?[xX*]\\s?(?=[0-9])"
+        ),
         lambda m: _SYMBOL_WORDS.get(m.group(0), "乘"),
     ),
     _Rule(
