@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -26,6 +31,7 @@ from newsreader.podcast.command import feed
 from newsreader.service.command import serve
 
 if TYPE_CHECKING:
+    from newsreader.synth.scheduler import ProgressCallback
     from newsreader.synth.select import EngineChoice
 
 
@@ -43,12 +49,20 @@ def _minutes(seconds: float) -> str:
 @main.command()
 @click.argument("source")
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="MP3 path [default: audio/<title>.mp3]."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="MP3 path, or - to stream the MP3 to standard output [default: audio/<title>.mp3].",
 )
 @click.option(
     "--subtitles",
     type=click.Path(path_type=Path),
     help="Also write synchronized subtitles (.vtt or .srt).",
+)
+@click.option(
+    "--chapters",
+    type=click.Path(path_type=Path),
+    help="Also write the chapters as Podcasting 2.0 JSON (.json).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @fallback_option(
@@ -70,6 +84,7 @@ def read(
     source: str,
     output: Path | None,
     subtitles: Path | None,
+    chapters: Path | None,
     quiet: bool,
     fallback: str,
     retries: int,
@@ -77,6 +92,8 @@ def read(
     **voice: Any,
 ) -> None:
     """Read SOURCE (a file, an http(s) URL, or - for stdin) aloud into one MP3."""
+    from newsreader.audio.writer import PipeClosed
+
     with user_errors():
         settings = replace(
             make_settings(**voice),
@@ -84,8 +101,11 @@ def read(
             retries=retries,
             request_timeout=timeout,
         )
+        to_stdout = output == pipeline.STDOUT
         # Every output path is proved writable before the fetch and the synthesis are spent.
-        pipeline.check_output_paths(output, subtitles, source=source)
+        pipeline.check_output_paths(
+            output, subtitles, chapters=chapters, source=source, fallback=fallback
+        )
         article = pipeline.load_article(source, settings)
         for note in article.notes:
             warn(note)
@@ -93,41 +113,77 @@ def read(
         target = output or pipeline.default_output(script)
         if output is None:
             pipeline.check_output_paths(target, source=source)
-        rendered = asyncio.run(_render_with_progress(script, settings, quiet))
-        for note in rendered.warnings:
+        try:
+            written = asyncio.run(
+                _render_with_progress(
+                    script,
+                    settings,
+                    quiet,
+                    lambda choice, on_ready: pipeline.write_reading(
+                        article,
+                        script,
+                        settings,
+                        target,
+                        subtitles=subtitles,
+                        chapters=chapters,
+                        choice=choice,
+                        on_ready=on_ready,
+                    ),
+                )
+            )
+        except PipeClosed:
+            _listener_gone()
+        for note in written.warnings:
             warn(note)
-        pipeline.write_outputs(rendered, article, script, target, subtitles)
         if not quiet:
-            stats = rendered.stats
+            stats = written.stats
+            where = "streamed to standard output" if to_stdout else f"wrote {target}"
             stderr.print(
-                f"wrote {target}: {_minutes(rendered.reading.duration)}, "
+                f"{where}: {_minutes(written.timeline.duration)}, "
                 f"{len(script.segments)} segments ({stats.cache_hits} from cache, "
-                f"{stats.requests} requests), engine {rendered.engine}"
+                f"{stats.requests} requests), engine {written.engine}"
                 + (f", {stats.concurrency_note()}" if stats.concurrency_note() else "")
-                + (f", subtitles {subtitles}" if subtitles else ""),
+                + (f", subtitles {subtitles}" if subtitles else "")
+                + (f", chapters {chapters}" if chapters else ""),
                 markup=False,
             )
 
 
+def _listener_gone() -> NoReturn:
+    """The player reading ``-o -`` quit: stop at once, quietly, as a Unix filter does.
+
+    Nothing more is written anywhere (no subtitles, no chapters: the reading is incomplete), and
+    the exit status is 141, what a shell reports for a process ended by SIGPIPE. Standard output
+    is pointed at /dev/null so that Python's final flush cannot complain about the pipe.
+    """
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)
+
+
+Run = Callable[["EngineChoice", "ProgressCallback | None"], Awaitable[pipeline.Written]]
+
+
 async def _render_with_progress(
-    script: Script, settings: Settings, quiet: bool
-) -> pipeline.Rendered:
+    script: Script, settings: Settings, quiet: bool, run: Run
+) -> pipeline.Written:
     from newsreader.synth.select import choose_engine
 
     choice = await choose_engine(settings, script=script)
     try:
         if choice.warning:
             warn(choice.warning)
-        return await _render_choice(script, settings, choice, quiet)
+        return await _render_choice(script, choice, quiet, run)
     finally:
         await choice.engine.close()  # the engine chosen here is closed here
 
 
 async def _render_choice(
-    script: Script, settings: Settings, choice: EngineChoice, quiet: bool
-) -> pipeline.Rendered:
+    script: Script, choice: EngineChoice, quiet: bool, run: Run
+) -> pipeline.Written:
     if quiet or not stderr.is_terminal:
-        return await pipeline.render(script, settings, choice=choice)
+        return await run(choice, None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -139,13 +195,8 @@ async def _render_choice(
         transient=True,
     ) as progress:
         task = progress.add_task("segments", total=len(script.segments))
-        return await pipeline.render(
-            script,
-            settings,
-            choice=choice,
-            # Segments come in script order; a --fallback re-render starts the bar again.
-            on_ready=lambda index, _cached: progress.update(task, completed=index + 1),
-        )
+        # Segments come in script order; a --fallback re-render starts the bar again.
+        return await run(choice, lambda index, _cached: progress.update(task, completed=index + 1))
 
 
 @main.command()

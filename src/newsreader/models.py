@@ -1,6 +1,7 @@
 """Typed values that flow between the pipeline's stages (all frozen).
 
 source ─► Article ─► Script(Segment…) ─► SegmentAudio… ─► Reading (MP3 + chapters + cues)
+                                                          or Timeline (audio written as it came)
 """
 
 from __future__ import annotations
@@ -140,8 +141,23 @@ class Cue:
 
 
 @dataclass(frozen=True)
+class Timeline:
+    """Where everything is in a reading whose audio went elsewhere (a file, a pipe): its frame
+    count, chapters, cues and segment starts. Small, whatever the length of the audio."""
+
+    frames: int
+    chapters: tuple[Chapter, ...]
+    cues: tuple[Cue, ...]
+    segment_starts: tuple[float, ...] = field(default=())
+
+    @property
+    def duration(self) -> float:
+        return self.frames * FRAME_SECONDS
+
+
+@dataclass(frozen=True)
 class Reading:
-    """The assembled result: one MP3 stream (no tags yet) with its chapters and cues."""
+    """The assembled result in memory: one MP3 stream (no tags yet) with its chapters and cues."""
 
     mp3: bytes
     chapters: tuple[Chapter, ...]
@@ -151,3 +167,8 @@ class Reading:
     @property
     def duration(self) -> float:
         return (len(self.mp3) // FRAME_BYTES) * FRAME_SECONDS
+
+    @property
+    def timeline(self) -> Timeline:
+        frames = len(self.mp3) // FRAME_BYTES
+        return Timeline(frames, self.chapters, self.cues, self.segment_starts)

@@ -6,11 +6,14 @@
 4. the streaming render (``RenderStream``): synthesize the segments (engine chosen once; cache;
    bounded concurrency; retries) and yield each, in order, as soon as it and all before it are
    ready, placed in the reading (``RenderedSegment``: frames, pause, sentence times, start frame)
-5. assemble those same values into frames, chapters and cues (``render`` does 4 and 5)
+5. assemble those same values into frames, chapters and cues (``render`` does 4 and 5 in
+   memory; ``render_to`` sends the frames to a sink as they come and keeps only the timeline)
 6. write the MP3 (tagged) and the subtitles: both replaced, or neither
 
-Every front door runs step 4 through ``RenderStream``: ``read`` and ``feed`` through ``render``,
-the service directly, relaying each segment to its listeners as it comes.
+Every front door runs step 4 through ``RenderStream``: ``read`` and ``feed`` through
+``render_to`` (``write_reading`` for ``read``: steps 4–6 with memory flat in the article's
+length, to a file or to standard output), the service directly, relaying each segment to its
+listeners as it comes. ``render`` and ``write_outputs`` do the same in memory, for short uses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -29,12 +33,13 @@ from urllib.parse import urlsplit
 
 from newsreader import sources
 from newsreader.audio.assemble import Assembler, RenderedSegment, place
-from newsreader.audio.atomic import temporary_name, written_together
+from newsreader.audio.atomic import atomic_write, temporary_name, written_together
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags, write_mp3
+from newsreader.audio.writer import AudioSink, Finisher, Mp3Writer, PipeWriter
 from newsreader.config import Settings
 from newsreader.errors import OutputError, SegmentsFailed, UsageError
-from newsreader.models import Article, Reading, Script, SegmentAudio
+from newsreader.models import Article, Reading, Script, SegmentAudio, Timeline
 from newsreader.sources.fetch import UrlGuard
 from newsreader.synth import registry
 from newsreader.synth.base import Engine
@@ -95,6 +100,17 @@ class Rendered:
             f"Rendered(engine={self.engine!r}, duration={self.reading.duration:.3f}, "
             f"segments={len(self.reading.segment_starts)}, requests={self.stats.requests})"
         )
+
+
+@dataclass(frozen=True)
+class Written:
+    """A streaming render whose audio went to a sink (a file, a pipe) as it came: where
+    everything is in it (``timeline``), and how the run went."""
+
+    timeline: Timeline
+    stats: RunStats
+    engine: str
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,103 @@ async def render(
     return Rendered(assembler.finish(), stream.stats, stream.engine, tuple(stream.warnings))
 
 
+async def render_to(
+    script: Script,
+    settings: Settings,
+    sink: AudioSink,
+    *,
+    choice: EngineChoice | None = None,
+    limiter: Limiter | None = None,
+    on_ready: ProgressCallback | None = None,
+) -> Written:
+    """Steps 4–5, streaming: each segment's frames and pause go to ``sink`` as soon as it and
+    all before it are ready; only the timeline (chapters, cues, counts) is kept, so memory does
+    not grow with the audio. A ``--fallback`` restart calls ``sink.restart()``.
+
+    ``choice``'s engine stays open (its owner closes it); an engine chosen here is closed.
+    """
+    stream = RenderStream(script, settings, choice=choice, limiter=limiter, on_ready=on_ready)
+    assembler = Assembler(script, sink=sink.write)
+    async with contextlib.aclosing(stream.items()) as items:
+        async for item in items:
+            if isinstance(item, Restarted):
+                sink.restart()
+                assembler = Assembler(script, sink=sink.write)
+            else:
+                assembler.add(item)
+                await sink.drain()
+    assert stream.engine is not None
+    return Written(assembler.timeline(), stream.stats, stream.engine, tuple(stream.warnings))
+
+
+STDOUT = Path("-")
+"""The output ``-``: the MP3 goes to standard output as it is made."""
+
+
+async def write_reading(
+    article: Article,
+    script: Script,
+    settings: Settings,
+    output: Path,
+    *,
+    subtitles: Path | None = None,
+    chapters: Path | None = None,
+    choice: EngineChoice | None = None,
+    on_ready: ProgressCallback | None = None,
+    finisher: Finisher | None = None,
+    stdout: BinaryIO | None = None,
+) -> Written:
+    """Steps 4–6, streaming, in memory flat in the article's length: what ``read`` does.
+
+    To a file: the frames go to a temporary body beside ``output`` as they come; at the end
+    ``finisher`` (if any) runs on the body, and the tagged MP3 (tag, Info frame, body), the
+    subtitles and the Podcasting 2.0 chapters file are renamed into place together, or none is
+    (``written_together``). The segment cache is written as segments come, outside that block,
+    so a run that fails keeps what it synthesized.
+
+    To ``STDOUT`` (``stdout``, else the process's): a title-only tag, then each segment's frames
+    as soon as it is ready (``PipeWriter``; ``PipeClosed`` when the listener goes away); the
+    subtitles and chapters files are written at the end. A pipe cannot take audio back, so a
+    ``--fallback`` restart there is a ``UsageError`` raised before anything is synthesized.
+
+    Missing folders are made (and removed again if the run fails). Raises ``OutputError``.
+    """
+    to_stdout = output == STDOUT
+    if to_stdout:
+        _refuse_restart_on_pipe(settings.fallback)
+    made: list[Path] = []
+    try:
+        for path in (None if to_stdout else output, subtitles, chapters):
+            if path is not None:
+                made += _make_folder(path)
+        if to_stdout:
+            pipe = PipeWriter(stdout or sys.stdout.buffer, script.title)
+            written = await render_to(script, settings, pipe, choice=choice, on_ready=on_ready)
+            with written_together():
+                _write_sidecars(written.timeline, subtitles, chapters)
+            return written
+        with Mp3Writer(output) as writer:
+            written = await render_to(script, settings, writer, choice=choice, on_ready=on_ready)
+            with written_together():
+                writer.finish(written.timeline.chapters, tags_for(article, script), finisher)
+                _write_sidecars(written.timeline, subtitles, chapters)
+        return written
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _write_sidecars(timeline: Timeline, subtitles: Path | None, chapters: Path | None) -> None:
+    if subtitles is not None:
+        write_subtitles(subtitles, timeline.cues)
+    if chapters is not None:
+        from newsreader.podcast.chapters import chapters_json
+
+        atomic_write(chapters, chapters_json(timeline.chapters))
+
+
 def _merged(runs: list[RunStats]) -> RunStats:
     """One ``RunStats`` for several runs: counts added up."""
     total = RunStats()
@@ -282,25 +395,50 @@ def default_output(script: Script, folder: Path = DEFAULT_FOLDER) -> Path:
 
 
 def check_output_paths(
-    output: Path | None, subtitles: Path | None = None, *, source: str | None = None
+    output: Path | None,
+    subtitles: Path | None = None,
+    *,
+    chapters: Path | None = None,
+    source: str | None = None,
+    fallback: str | None = None,
 ) -> None:
     """Refuse bad output paths before any fetch or synthesis work is spent.
 
     ``output`` None stands for the default output, whose name is known only after extraction:
-    its folder is checked. Each path must have the right suffix, must not be an existing folder
-    or the input file (``source``), and a file must be creatable where it goes (proved by
-    creating and removing one). Raises ``UsageError`` or ``OutputError``; creates nothing.
+    its folder is checked; ``STDOUT`` is standard output, which must not be a terminal. Each
+    path must have the right suffix, must not be an existing folder or the input file
+    (``source``), and a file must be creatable where it goes (proved by creating and removing
+    one). A ``fallback`` engine cannot go with ``STDOUT`` (see ``write_reading``). Raises
+    ``UsageError`` or ``OutputError``; creates nothing.
     """
-    if output is not None and output.suffix.lower() != ".mp3":
-        raise UsageError(f"output {output} must end in .mp3.")
+    to_stdout = output == STDOUT
+    if to_stdout and fallback is not None:
+        _refuse_restart_on_pipe(fallback)
+    if output is not None and not to_stdout and output.suffix.lower() != ".mp3":
+        raise UsageError(f"output {output} must end in .mp3 (or be - for standard output).")
     if subtitles is not None and subtitles.suffix.lower() not in (".vtt", ".srt"):
         raise UsageError(f"subtitles {subtitles} must end in .vtt or .srt.")
+    if chapters is not None and chapters.suffix.lower() != ".json":
+        raise UsageError(f"chapters {chapters} must end in .json.")
+    if to_stdout and sys.stdout.isatty():
+        raise UsageError(
+            "-o - writes MP3 audio to standard output, which is a terminal here: "
+            "pipe it to a player (… -o - | mpv -) or give a file name."
+        )
     if output is None:
         _check_folder(DEFAULT_FOLDER, f"{DEFAULT_FOLDER}{os.sep} (the default output folder)")
-    for path in (output, subtitles):
-        if path is not None:
+    for path in (output, subtitles, chapters):
+        if path is not None and path != STDOUT:
             _refuse_input(path, source)
             check_writable(path)
+
+
+def _refuse_restart_on_pipe(fallback: str) -> None:
+    if fallback != registry.NO_FALLBACK:
+        raise UsageError(
+            f"--fallback {fallback} cannot be used with -o -: audio already played cannot be "
+            "read again in another voice; write to a file instead."
+        )
 
 
 def check_writable(path: Path) -> None:
@@ -396,7 +534,13 @@ def write_outputs(
             write_subtitles(subtitles, rendered.reading.cues)
 
 
-def _make_folder(path: Path) -> None:
+def _make_folder(path: Path) -> list[Path]:
+    """Make ``path``'s folder if missing; the folders made, outermost first."""
+    missing: list[Path] = []
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.insert(0, folder)
+        folder = folder.parent
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -404,3 +548,4 @@ def _make_folder(path: Path) -> None:
         raise OutputError(
             f"cannot write {path}: its folder {path.parent} cannot be made ({reason})."
         ) from None
+    return missing

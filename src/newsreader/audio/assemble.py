@@ -8,13 +8,15 @@ decoded or re-encoded. This module is the only place that joins pauses and times
   where it starts. The streaming render (``newsreader.pipeline.RenderStream``) yields these, in
   order, as they are ready: a live stream is each one's ``audio()`` in turn;
 - an ``Assembler`` takes the same values one by one and makes the ``Reading``: the frames joined,
-  the chapters, the subtitle cues. ``assemble`` does it all for a list of parts.
+  the chapters, the subtitle cues. ``assemble`` does it all for a list of parts. Given a sink
+  (an MP3 file being written, a pipe), it hands each segment's frames and pause to it at once
+  and keeps only the ``Timeline``, so its memory does not grow with the audio.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from newsreader.audio.mp3 import bare_frames, silence
@@ -27,6 +29,7 @@ from newsreader.models import (
     Script,
     Segment,
     SegmentAudio,
+    Timeline,
 )
 
 MAX_CUE_CHARS = 24
@@ -126,11 +129,21 @@ def place(segment: Segment, part: SegmentAudio, start: int) -> RenderedSegment:
     return RenderedSegment(segment.index, segment, frames, int(segment.pause), sentences, start)
 
 
-class Assembler:
-    """A reading built as its segments come: ``add`` each in script order, then ``finish``."""
+FrameSink = Callable[[bytes], object]
+"""Where an ``Assembler`` puts the audio as it comes: e.g. ``Mp3Writer.write``."""
 
-    def __init__(self, script: Script) -> None:
+
+class Assembler:
+    """A reading built as its segments come: ``add`` each in script order, then ``finish``.
+
+    Without ``sink``, the frames are kept and ``finish`` returns the ``Reading`` (tests, short
+    uses). With ``sink``, each segment's frames and pause go to it as they are added, nothing
+    of the audio is kept, and ``timeline`` says where everything is.
+    """
+
+    def __init__(self, script: Script, sink: FrameSink | None = None) -> None:
         self.script = script
+        self._sink = sink
         self._chunks: list[bytes] = []
         self._starts: list[int] = []  # frame index where each segment's audio begins
         self._timed: list[_Timed] = []
@@ -148,20 +161,37 @@ class Assembler:
             )
         self._starts.append(rendered.start)
         self._timed.extend(_sentence_cues(rendered.sentences))
-        self._chunks.append(rendered.frames)
-        self._chunks.append(silence(rendered.pause_frames))
+        if self._sink is None:
+            self._chunks.append(rendered.frames)
+            self._chunks.append(silence(rendered.pause_frames))
+        else:
+            self._sink(rendered.frames)
+            self._sink(silence(rendered.pause_frames))
         self.position = rendered.end
 
-    def finish(self) -> Reading:
+    def timeline(self) -> Timeline:
+        """Frame count, chapters, cues and segment starts of the whole reading (all added)."""
         if len(self._starts) != len(self.script.segments):
             raise ValueError(
                 f"{len(self._starts)} audio parts for {len(self.script.segments)} segments"
             )
-        return Reading(
-            mp3=b"".join(self._chunks),
+        return Timeline(
+            frames=self.position,
             chapters=_chapters(self.script, self._starts, self.position),
             cues=_finish_cues(self._timed, self.position * FRAME_SECONDS),
             segment_starts=tuple(start * FRAME_SECONDS for start in self._starts),
+        )
+
+    def finish(self) -> Reading:
+        """The reading with its audio joined in memory (an ``Assembler`` without a sink)."""
+        if self._sink is not None:
+            raise ValueError("the audio went to the sink: ask for the timeline() instead")
+        timeline = self.timeline()
+        return Reading(
+            mp3=b"".join(self._chunks),
+            chapters=timeline.chapters,
+            cues=timeline.cues,
+            segment_starts=timeline.segment_starts,
         )
 
 

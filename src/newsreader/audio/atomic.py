@@ -209,6 +209,11 @@ def _sync_directory(folder: Path) -> None:
             os.close(fd)
 
 
+def output_error(path: Path, error: OSError) -> OutputError:
+    """The ``OutputError`` for failing to write ``path``: one line saying why and what to do."""
+    return OutputError(_explain(path, error))
+
+
 def _explain(path: Path, error: OSError) -> str:
     """One line that says what went wrong and what to do."""
     folder = path.parent

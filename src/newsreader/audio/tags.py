@@ -11,6 +11,7 @@ the file, and the frame count stays exact (the Info frame is metadata, not audio
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from mutagen.id3 import (
 from newsreader.audio.atomic import atomic_write
 from newsreader.audio.mp3 import info_frame
 from newsreader.audio.replaygain import ReplayGain, replaygain_frames
-from newsreader.models import FRAME_BYTES, Reading
+from newsreader.models import FRAME_BYTES, Chapter, Reading
 
 # ID3v2.3 has no UTF-8; UTF-16 with a BOM is what v2.3 readers expect for Chinese text.
 _TEXT = Encoding.UTF16
@@ -83,6 +84,17 @@ def image_type(data: bytes) -> str:
 
 
 def id3_tag(reading: Reading, tags: Tags) -> bytes:
+    """The ID3v2.3 tag bytes for an in-memory reading (see ``chapter_tag``)."""
+    return chapter_tag(reading.chapters, tags)
+
+
+def title_tag(title: str) -> bytes:
+    """A minimal ID3v2.3 tag, the title alone: the front of a stream whose chapters and
+    length are not known yet (``read -o -``)."""
+    return _tag([_rendered([TIT2(encoding=_TEXT, text=[title])])])
+
+
+def chapter_tag(chapters: Sequence[Chapter], tags: Tags) -> bytes:
     """The ID3v2.3 tag bytes, chapters included, to put in front of the audio.
 
     The frames are written in this order: text and URL frames, the CHAP frames in time order,
@@ -114,7 +126,7 @@ def id3_tag(reading: Reading, tags: Tags) -> bytes:
         frames.extend(replaygain_frames(tags.replaygain))
     body = [_rendered(frames)]
 
-    chapters = sorted(reading.chapters, key=lambda chapter: chapter.start)
+    chapters = sorted(chapters, key=lambda chapter: chapter.start)
     ids = [f"chp{n}" for n in range(len(chapters))]
     for element_id, chapter in zip(ids, chapters, strict=True):
         chap = CHAP(
@@ -143,7 +155,11 @@ def id3_tag(reading: Reading, tags: Tags) -> bytes:
             data=tags.cover,
         )
         body.append(_rendered([picture]))
+    return _tag(body)
 
+
+def _tag(body: list[bytes]) -> bytes:
+    """A v2.3 tag header in front of rendered frames."""
     size = sum(len(part) for part in body)
     if size >= 1 << 28:
         raise ValueError(f"an ID3v2 tag holds at most 256 MB, not {size:,} bytes")

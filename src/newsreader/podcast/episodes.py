@@ -1,9 +1,10 @@
 """Episodes: the audio, transcript and chapters of one article, or of a digest of several.
 
-Audio goes through the same pipeline as ``newsreader read`` (``make_script`` → ``render``, the
-streaming render assembled); the chapters file comes from ``podcast.chapters``, as the
-service's. A digest is one Script built from several: a spoken introduction (the date and the
-headlines), then each article's segments, one chapter per article.
+Audio goes through the same pipeline as ``newsreader read`` (``make_script`` → ``render_to``,
+the streaming render written to the episode's file as it comes); the chapters file comes from
+``podcast.chapters``, as the service's. A digest is one Script built from several: a spoken
+introduction (the date and the headlines), then each article's segments, one chapter per
+article.
 
 Files are named ``<slug>.mp3``, ``<slug>.vtt`` and ``<slug>.chapters.json``; a later revision of
 the same episode (its article's text changed) gets ``<slug>.r2.mp3`` and so on, so the files the
@@ -21,10 +22,10 @@ from pathlib import Path
 from newsreader import pipeline
 from newsreader.audio.atomic import atomic_write
 from newsreader.audio.subtitles import write_subtitles
-from newsreader.audio.tags import Tags, write_mp3
+from newsreader.audio.tags import Tags
+from newsreader.audio.writer import Mp3Writer
 from newsreader.config import Settings
 from newsreader.models import (
-    FRAME_BYTES,
     Article,
     Block,
     BlockKind,
@@ -100,22 +101,25 @@ async def render_episode(
     ``tags`` are the podcast's (artist and album the show, the episode's date, the cover), not
     the article's site as for ``newsreader read``.
     """
-    rendered = await pipeline.render(script, settings, choice=choice)
     audio, transcript, chapters = file_names(slug, revision)
-    atomic_write(folder / chapters, chapters_json(rendered.reading.chapters))
-    write_mp3(folder / audio, rendered.reading, tags)
-    write_subtitles(folder / transcript, rendered.reading.cues)
-    frames = len(rendered.reading.mp3) // FRAME_BYTES
+    # The frames go to a temporary file beside the episode as they come (memory stays flat
+    # however long a digest is); the tag goes in front once the chapters are known.
+    with Mp3Writer(folder / audio) as writer:
+        written = await pipeline.render_to(script, settings, writer, choice=choice)
+        timeline = written.timeline
+        atomic_write(folder / chapters, chapters_json(timeline.chapters))
+        writer.finish(timeline.chapters, tags)
+    write_subtitles(folder / transcript, timeline.cues)
     return EpisodeFiles(
         audio=audio,
         transcript=transcript,
         chapters=chapters,
         audio_bytes=(folder / audio).stat().st_size,
-        duration_ms=frames * FRAME_MS,
-        engine=rendered.engine,
-        requests=rendered.stats.requests,
-        cache_hits=rendered.stats.cache_hits,
-        warnings=rendered.warnings,
+        duration_ms=timeline.frames * FRAME_MS,
+        engine=written.engine,
+        requests=written.stats.requests,
+        cache_hits=written.stats.cache_hits,
+        warnings=written.warnings,
     )
 
 

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -40,10 +41,10 @@ from newsreader import pipeline
 from newsreader.audio.assemble import Assembler
 from newsreader.audio.atomic import atomic_write, written_together
 from newsreader.audio.subtitles import write_subtitles
-from newsreader.audio.tags import write_mp3
+from newsreader.audio.writer import Mp3Writer
 from newsreader.config import DEFAULT_VOICE, Settings, check_percent, check_voice
 from newsreader.errors import NewsreaderError, SourceError
-from newsreader.models import Article, Reading, Script
+from newsreader.models import Article, Script, Timeline
 from newsreader.service.config import ServiceConfig
 from newsreader.service.inputs import check_size
 from newsreader.service.payloads import (
@@ -352,6 +353,7 @@ class Readings:
         """Spill files of the readings being made (see ``LiveAudio``)."""
         self.live_dir.mkdir(exist_ok=True)
         clear_spills(self.live_dir)
+        clear_temporary_files(config.readings_dir)
         self.key = id_key(config.data_dir)
         self._prepared: dict[str, Article] = {}
         """Articles extracted when their text or HTML was posted, for their job to use."""
@@ -503,30 +505,34 @@ class Readings:
         live.engine = choice.engine.name
         if choice.warning:
             log.warning("reading %s: %s", reading_id, choice.warning)
-        assembler = Assembler(script)
         stream = pipeline.RenderStream(script, settings, choice=choice, limiter=self.limiter)
-        try:
-            async with contextlib.aclosing(stream.items()) as items:
-                async for item in items:
-                    if isinstance(item, pipeline.Restarted):
-                        log.warning("reading %s: %s", reading_id, item.warning)
-                        await self._restart(reading_id, live, script, item)
-                        assembler = Assembler(script)
-                        continue
-                    assembler.add(item)
-                    time_sentences(live.sentences, item)
-                    live.audio_seconds += item.seconds
-                    live.done = item.index + 1
-                    self.limiter.delivered(reading_id, item.seconds)
-                    await live.audio.append(item.audio())
-        finally:
-            await choice.engine.close()
+        # The finished file's frames go to a body file beside it as they come, as for `read`:
+        # memory stays flat however long the reading (the live spill file is the listeners').
+        with Mp3Writer(self.audio_path(reading_id)) as writer:
+            assembler = Assembler(script, sink=writer.write)
+            try:
+                async with contextlib.aclosing(stream.items()) as items:
+                    async for item in items:
+                        if isinstance(item, pipeline.Restarted):
+                            log.warning("reading %s: %s", reading_id, item.warning)
+                            await self._restart(reading_id, live, script, item)
+                            writer.restart()
+                            assembler = Assembler(script, sink=writer.write)
+                            continue
+                        assembler.add(item)
+                        time_sentences(live.sentences, item)
+                        live.audio_seconds += item.seconds
+                        live.done = item.index + 1
+                        self.limiter.delivered(reading_id, item.seconds)
+                        await live.audio.append(item.audio())
+            finally:
+                await choice.engine.close()
 
-        # 4. the finished files, then the row
-        reading = assembler.finish()
-        await self.pools.run(
-            self.pools.work, self._write, reading_id, article, script, reading, live
-        )
+            # 4. the finished files, then the row
+            reading = assembler.timeline()
+            await self.pools.run(
+                self.pools.work, self._write, reading_id, article, script, reading, writer, live
+            )
         size, etag = await self.pools.run(self.pools.work, _digest, self.audio_path(reading_id))
         listed = await self._public(request, article)
         self.store.update(
@@ -585,16 +591,17 @@ class Readings:
         reading_id: str,
         article: Article,
         script: Script,
-        reading: Reading,
+        reading: Timeline,
+        writer: Mp3Writer,
         live: LiveReading,
     ) -> None:
         with written_together():  # the audio, captions and timeline land together or not at all
-            write_mp3(self.audio_path(reading_id), reading, pipeline.tags_for(article, script))
+            writer.finish(reading.chapters, pipeline.tags_for(article, script))
             write_subtitles(self.captions_path(reading_id), reading.cues)
             self._write_timeline(reading_id, script, reading, live)
 
     def _write_timeline(
-        self, reading_id: str, script: Script, reading: Reading, live: LiveReading
+        self, reading_id: str, script: Script, reading: Timeline, live: LiveReading
     ) -> None:
         timeline: TimelinePayload = {
             "title": script.title,
@@ -606,6 +613,20 @@ class Readings:
             self.timeline_path(reading_id),
             json.dumps(timeline, ensure_ascii=False).encode("utf-8"),
         )
+
+
+def clear_temporary_files(folder: Path) -> int:
+    """Remove what a run stopped midway left in ``folder``: the temporary names ``atomic_write``
+    and ``Mp3Writer`` use (``.<name>.<8 hex>.tmp``), never a finished file."""
+    removed = 0
+    for path in folder.glob(".*.tmp"):
+        if _TEMPORARY.match(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
 def _digest(path: Path) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, TypedDict, cast
 
 from newsreader.audio.assemble import RenderedSegment
-from newsreader.models import Chapter, Reading, Script
+from newsreader.models import Chapter, Reading, Script, Timeline
 
 SentenceKind = Literal["title", "heading", "body"]
 
@@ -73,7 +73,7 @@ def time_sentences(sentences: list[SentencePayload], rendered: RenderedSegment) 
         sentence["end"] = timed.end_ms / 1000
 
 
-def chapter_list(reading: Reading) -> list[ChapterPayload]:
+def chapter_list(reading: Reading | Timeline) -> list[ChapterPayload]:
     return [
         {"title": c.title, "start": round(c.start, 3), "end": round(c.end, 3)}
         for c in reading.chapters
