@@ -21,19 +21,26 @@ For each newsreader run: the wall time, its ratio to the edge-tts CLI, the most 
 the stand-in saw at once (refused ones included), the level adaptive concurrency settled at
 (from ``read``'s summary line), and the *zero-overhead bound* at that level: when the last
 answer would end if every request took exactly what the latency model says, in newsreader's
-own work order, on that many connections, with nothing else taking any time. Every episode is
-checked segment by segment against the stand-in's answers. Targets: the default run within
-0.15 × the edge-tts CLI's time and within 1.15 × its zero-overhead bound.
+own work order, on that many connections from the start, with nothing else taking any time.
+The default run has to climb to that level, so for it the table also gives the bound *with the
+climb*: the same schedule on connections that open as adaptive concurrency opens them at best
+(4 and the first probe at once, then one more per handshake, as each probe is taken); the
+difference between the two bounds is the cost of the climb. Every episode is checked segment
+by segment against the stand-in's answers. Targets: the default run within 0.15 × the edge-tts
+CLI's time and within 1.15 × its zero-overhead bound at the level it settled at.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # ``tests.standin`` lives in the repository, not in the package
@@ -49,6 +56,11 @@ from benchmarks.synthesis import (  # noqa: E402
     zero_overhead_schedule,
 )
 
+if TYPE_CHECKING:
+    from tests.standin.server import EdgeStandin
+
+    from newsreader.models import Segment
+
 SETTLED = re.compile(r"concurrency settled at (\d+) \(at most (\d+)\)")
 
 
@@ -63,7 +75,29 @@ class Run:
     level: int | None
     """Adaptive: the level it settled at; pinned: the level."""
     bound: float | None
+    climb_bound: float | None
+    """The default run: the bound with the climb to its level."""
     problems: list[str]
+
+
+def climb_bound(
+    segments: Sequence[Segment],
+    edge: EdgeStandin,
+    level: int,
+    latency: dict[str, float],
+    order: Sequence[int],
+    start: int,
+) -> float:
+    """``zero_overhead_schedule`` on connections that open as adaptive concurrency opens them
+    at best: ``start`` and one probe at t=0, then one more per handshake, up to ``level``."""
+    handshake = latency["handshake_latency"]
+    slots = [0.0] * min(level, start + 1) + [k * handshake for k in range(1, level - start)]
+    heapq.heapify(slots)
+    for position in order:
+        took = latency["handshake_latency"] + latency["first_audio_latency"]
+        took += edge.plan(segments[position].text).duration / latency["realtime_multiple"]
+        heapq.heapreplace(slots, slots[0] + took)
+    return max(slots)
 
 
 def main(argv: list[str]) -> None:
@@ -102,7 +136,7 @@ def main(argv: list[str]) -> None:
 
     from newsreader import pipeline
     from newsreader.config import Settings
-    from newsreader.synth.scheduler import work_order
+    from newsreader.synth.scheduler import START_CONCURRENCY, work_order
 
     options = StandinOptions(
         max_connections=args.cap, retry_after=args.retry_after, **latency
@@ -154,6 +188,11 @@ def main(argv: list[str]) -> None:
                 bound = (
                     zero_overhead_schedule(segments, edge, level, latency, order) if level else None
                 )
+                climb = (
+                    climb_bound(segments, edge, level, latency, order, START_CONCURRENCY)
+                    if level and pinned is None
+                    else None
+                )
                 runs.append(
                     Run(
                         name,
@@ -164,6 +203,7 @@ def main(argv: list[str]) -> None:
                         edge.max_asked_connections,
                         level,
                         bound,
+                        climb,
                         episode_problems(out.read_bytes(), segments, edge.plan),
                     )
                 )
@@ -189,39 +229,53 @@ def main(argv: list[str]) -> None:
     print()
     print(
         "| article | run | wall time | ÷ edge-tts CLI | requests (429s) | most connections "
-        "asked at once | level | zero-overhead bound at that level | ÷ bound | episode |"
+        "asked at once | level | zero-overhead bound at that level | ÷ bound "
+        "| bound with the climb | ÷ that | episode |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     verdicts: list[str] = []
     for name in dict.fromkeys(run.article for run in runs):
         seconds, _, was_run = edge_tts[name]
         estimated = "" if was_run else " (scaled, not run)"
-        print(f"| {name} | edge-tts CLI | {seconds:.1f} s{estimated} | 1.00 | | 1 | | | | |")
+        print(f"| {name} | edge-tts CLI | {seconds:.1f} s{estimated} | 1.00 | | 1 | | | | | | |")
         for run in (r for r in runs if r.article == name):
             ratio = run.seconds / seconds if seconds else float("nan")
             over = run.seconds / run.bound if run.bound else None
             episode = "complete" if not run.problems else f"**{len(run.problems)} problems**"
-            level = "" if run.level is None else str(run.level)
+            shown = "" if run.level is None else str(run.level)
             if run.label == "default":
-                level = f"settled at {level}" if level else "not reported"
-            print(
-                f"| {name} | `read` {run.label} | {run.seconds:.1f} s | {ratio:.2f} "
-                f"| {run.requests} ({run.refused}) | {run.asked_at_once} | {level} "
-                f"| {run.bound:.1f} s | {over:.2f}× | {episode} |"
-                if run.bound is not None and over is not None
-                else f"| {name} | `read` {run.label} | {run.seconds:.1f} s | {ratio:.2f} "
-                f"| {run.requests} ({run.refused}) | {run.asked_at_once} | {level} | | "
-                f"| {episode} |"
-            )
+                shown = f"settled at {shown}" if shown else "not reported"
+            cells = [
+                name,
+                f"`read` {run.label}",
+                f"{run.seconds:.1f} s",
+                f"{ratio:.2f}",
+                f"{run.requests} ({run.refused})",
+                str(run.asked_at_once),
+                shown,
+                _seconds(run.bound),
+                _times(over),
+                _seconds(run.climb_bound),
+                _times(run.seconds / run.climb_bound if run.climb_bound else None),
+                episode,
+            ]
+            print("| " + " | ".join(cells) + " |")
             if run.label == "default":
                 fast = ratio <= 0.15
                 close = over is not None and over <= 1.15
+                climb_note = (
+                    f"; the climb from {START_CONCURRENCY} costs "
+                    f"{run.climb_bound - run.bound:.1f} s of the bound, and the run is "
+                    f"{run.seconds / run.climb_bound:.2f} × the bound with the climb"
+                    if run.climb_bound is not None and run.bound is not None
+                    else ""
+                )
                 verdicts.append(
                     f"{name}, default: {ratio:.2f} × the edge-tts CLI (target ≤ 0.15: "
                     f"{'met' if fast else 'missed'}); "
                     + (
-                        f"{over:.2f} × its zero-overhead bound (target ≤ 1.15: "
-                        f"{'met' if close else 'missed'})"
+                        f"{over:.2f} × its zero-overhead bound at the level it settled at "
+                        f"(target ≤ 1.15: {'met' if close else 'missed'}){climb_note}"
                         if over is not None
                         else "no level reported"
                     )
@@ -232,6 +286,14 @@ def main(argv: list[str]) -> None:
     for run in runs:
         for problem in run.problems[:3]:
             print(f"- {run.article} {run.label}: {problem}")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} s"
+
+
+def _times(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}×"
 
 
 def _say(message: str) -> None:

@@ -10,7 +10,9 @@ import asyncio
 import random
 from collections import Counter
 
+from newsreader.errors import TransientError
 from newsreader.models import Segment, SegmentAudio
+from newsreader.synth.base import REQUEST_PROGRESS, Progress
 from newsreader.synth.cache import SegmentCache
 from newsreader.synth.edge import EdgeEngine
 from newsreader.synth.scheduler import Limiter, Scheduler, WorkOrder, limiter_for, work_order
@@ -61,7 +63,7 @@ def test_adaptive_concurrency_meets_the_cap_with_one_probe_and_recovers_after_42
     parts = segments(110)
     settings = edge_settings(concurrency=None, max_concurrency=16, retries=10)
     limiter = limiter_for(settings)
-    assert (limiter.adaptive, limiter.allowed, limiter.limit) == (True, 4, 16)
+    assert (limiter.adaptive, limiter.proven, limiter.allowed, limiter.limit) == (True, 4, 5, 16)
     scheduler = Scheduler(
         EdgeEngine(), settings, SegmentCache(None), limiter=limiter, rng=random.Random(1)
     )
@@ -85,6 +87,69 @@ def test_adaptive_concurrency_meets_the_cap_with_one_probe_and_recovers_after_42
     assert (stats.adaptive_limit, stats.peak) == (16, limiter.peak)
     assert stats.concurrency_note() == f"concurrency settled at {stats.level} (at most 16)"
     assert stats.failures["rate_limit"] == len([h for h in log if h.status == 429])
+
+
+def test_the_edge_engine_reports_the_accepted_handshake_before_the_first_audio(
+    edge_standin: EdgeStandin,
+) -> None:
+    edge_standin.configure(handshake_latency=0.05, first_audio_latency=0.3)
+    # The first request's handshake is refused with a 403 (clock skew), and the client opens a
+    # second session on the same connector; the second request's handshake is refused (429).
+    edge_standin.set_faults(["http_403_skew", None, "http_429"])
+    part, other = segments(2)
+
+    async def one(segment: Segment) -> tuple[Progress, SegmentAudio | TransientError]:
+        progress = Progress()
+        REQUEST_PROGRESS.set(progress)  # this task's own context, as the scheduler sets it
+        try:
+            return progress, await EdgeEngine().synthesize(segment, edge_settings())
+        except TransientError as exc:
+            return progress, exc
+
+    async def both() -> list[tuple[Progress, SegmentAudio | TransientError]]:
+        return [await asyncio.create_task(one(part)), await asyncio.create_task(one(other))]
+
+    (taken, audio), (refused, error) = asyncio.run(both())
+    assert isinstance(audio, SegmentAudio)
+    assert audio.mp3 == tone_mp3(edge_standin.plan(part.text).frames)
+    assert taken.started is not None and taken.accepted is not None and taken.first is not None
+    # two handshakes of 0.05 s, then 0.3 s to the first audio
+    assert taken.accepted - taken.started >= 0.09
+    assert taken.first - taken.accepted >= 0.25
+    assert isinstance(error, TransientError) and error.kind == "rate_limit"
+    assert refused.started is not None and refused.accepted is None
+    assert [h.status for h in edge_standin.handshake_log] == [403, 101, 429]
+
+
+def test_a_probe_is_proven_when_its_connection_is_taken_not_at_its_first_audio(
+    edge_standin: EdgeStandin,
+) -> None:
+    cap, first_audio = 8, 0.6
+    edge_standin.configure(
+        max_connections=cap,
+        retry_after=0.2,
+        handshake_latency=0.02,
+        first_audio_latency=first_audio,
+        realtime_multiple=20.0,
+    )
+    parts = segments(30)
+    settings = edge_settings(concurrency=None, max_concurrency=16, retries=10)
+    scheduler = Scheduler(EdgeEngine(), settings, SegmentCache(None), rng=random.Random(1))
+    done = run(scheduler, parts, [])
+    assert_complete(done, parts, edge_standin)
+    log = edge_standin.handshake_log
+    refused = [h for h in log if h.status == 429]
+    assert refused, "the run never found the cap"
+    # The probes 5 to 8 were taken and the 9th refused before any request's first audio could
+    # have come (each step waited only for a handshake, 0.02 s, not for the first audio) ...
+    began = log[0].at - 0.02
+    assert refused[0].at - began < first_audio - 0.1, [(h.at - began, h.status) for h in log]
+    assert [h.status for h in log[: cap + 1]] == [101] * cap + [429]
+    # ... and still never more than one connection beyond the cap.
+    assert edge_standin.max_open_connections == cap
+    assert edge_standin.max_asked_connections <= cap + 1
+    assert scheduler.limiter.peak <= cap + 1
+    assert scheduler.stats.level == cap
 
 
 def test_a_pinned_run_stays_at_its_level(edge_standin: EdgeStandin) -> None:

@@ -95,7 +95,8 @@ def test_never_below_one() -> None:
 
 def test_adaptive_grows_one_probe_at_a_time_until_trouble() -> None:
     limiter = Limiter(16, start=4)
-    assert (limiter.allowed, limiter.proven, limiter.growing) == (4, 4, True)
+    # 4 on trust, and the first probe at once
+    assert (limiter.allowed, limiter.proven, limiter.growing) == (5, 4, True)
     # Answers at levels already proven never take it more than one above the proven level.
     for _ in range(50):
         limiter.answered(Ticket(0, 3))
@@ -106,6 +107,24 @@ def test_adaptive_grows_one_probe_at_a_time_until_trouble() -> None:
         assert (limiter.proven, limiter.allowed) == (level, level + 1)
     limiter.answered(Ticket(0, 16))
     assert (limiter.proven, limiter.allowed) == (16, 16)  # the ceiling: no probe beyond it
+
+
+def test_a_probe_is_proven_when_the_service_takes_its_connection() -> None:
+    limiter = Limiter(16, start=4)
+    limiter.accepted(Ticket(0, 3))  # within the proven level: nothing to prove
+    assert (limiter.proven, limiter.allowed) == (4, 5)
+    limiter.accepted(Ticket(0, 5))  # the probe's handshake went through: the next probe at once
+    assert (limiter.proven, limiter.allowed) == (5, 6)
+    limiter.answered(Ticket(0, 5))  # its first audio later proves nothing more
+    assert (limiter.proven, limiter.allowed) == (5, 6)
+    limiter.failed(Ticket(0, 6), "network")
+    limiter.accepted(Ticket(0, 6))  # a connection taken ends a run of connection failures
+    limiter.failed(Ticket(0, 7), "network")
+    assert (limiter.proven, limiter.allowed, limiter.epoch) == (6, 7, 0)
+    limiter.failed(Ticket(0, 7), "network")  # two in a row: halved
+    assert (limiter.allowed, limiter.epoch) == (3, 1)
+    limiter.accepted(Ticket(0, 7))  # begun before the decrease: proves nothing
+    assert (limiter.proven, limiter.allowed) == (3, 3)
 
 
 def test_a_refused_probe_steps_back_and_probes_again_ever_more_rarely() -> None:
@@ -194,9 +213,14 @@ def test_settings_choose_a_pinned_or_an_adaptive_limiter() -> None:
     pinned = limiter_for(Settings(concurrency=6))
     assert (pinned.adaptive, pinned.allowed, pinned.limit) == (False, 6, 6)
     adaptive = limiter_for(Settings())
-    assert (adaptive.adaptive, adaptive.allowed, adaptive.limit) == (True, 4, 16)
+    assert (adaptive.adaptive, adaptive.proven, adaptive.allowed, adaptive.limit) == (
+        True,
+        4,
+        5,
+        16,
+    )
     low = limiter_for(Settings(max_concurrency=2))
-    assert (low.allowed, low.limit) == (2, 2)
+    assert (low.proven, low.allowed, low.limit) == (2, 2, 2)
     for bad in ({"concurrency": 0}, {"concurrency": 17}, {"max_concurrency": 0}):
         with pytest.raises(UsageError, match="out of range: use 1 to 16"):
             Settings(**bad)  # type: ignore[arg-type]

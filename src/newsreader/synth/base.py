@@ -31,9 +31,12 @@ class Engine(Protocol):
 
     An engine that talks to a service reports how each request is going through the
     ``Progress`` in ``REQUEST_PROGRESS`` (when the scheduler set one): ``begin()`` as the request
-    sets off, ``heard()`` at every message of the answer. The scheduler tells a stalled request
-    from a slow one by that (see ``newsreader.synth.scheduler``); an engine that reports nothing
-    is never judged stalled.
+    sets off, ``accept()`` when the service has taken its connection (the websocket handshake
+    done: a service that refuses for load, HTTP 429, says so there), ``heard()`` at every message
+    of the answer. The scheduler tells a stalled request from a slow one by that, and knows a
+    connection above the proven level went through at ``accept()`` (see
+    ``newsreader.synth.scheduler``); an engine that reports nothing is never judged stalled, and
+    its requests count as taken when they are answered.
     """
 
     name: str
@@ -50,12 +53,21 @@ class Engine(Protocol):
 
 
 class Progress:
-    """How one engine request is going: when it set off, when the service first answered, and
-    when it last sent anything (``time.monotonic()`` seconds)."""
+    """How one engine request is going: when it set off, when the service took its connection,
+    when the service first answered, and when it last sent anything (``time.monotonic()``
+    seconds)."""
 
-    def __init__(self, on_first: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_first: Callable[[float], None] | None = None,
+        on_accepted: Callable[[], None] | None = None,
+    ) -> None:
         self.started: float | None = None
         """Set by ``begin()``: None while the engine reports nothing (or has not set off)."""
+        self.accepted: float | None = None
+        """Set by ``accept()``: when the service took the connection (its handshake done)."""
+        self.on_accepted = on_accepted
+        """Called once, when the service took the connection."""
         self.first: float | None = None
         """When the first message of the answer came."""
         self.last: float | None = None
@@ -67,6 +79,13 @@ class Progress:
 
     def begin(self) -> None:
         self.started = self.last = time.monotonic()
+
+    def accept(self) -> None:
+        """The service took the request's connection (it answers later: not a message)."""
+        if self.accepted is None:
+            self.accepted = time.monotonic()
+            if self.on_accepted is not None:
+                self.on_accepted()
 
     def heard(self) -> None:
         now = time.monotonic()

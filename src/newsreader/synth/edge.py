@@ -11,6 +11,13 @@ The client has three silent failure modes this module guards against (edge-tts.m
   is checked for completeness (``turn.end`` seen, boundaries cover the text, audio long enough);
 - its errors are its own and aiohttp's → mapped to ``TransientError(kind=…)`` here.
 
+The service refuses a connection for load at the websocket handshake (HTTP 429 on the upgrade),
+so a handshake it accepts (HTTP 101) says it took the connection, half a second or more before
+the first audio. The client has no hook for that moment; the connector it accepts
+(``Communicate(connector=…)``) gives one: ``_Watching`` reports each accepted handshake to the
+request's ``Progress`` (``accept()``), and the scheduler's adaptive concurrency proves a probe by
+it.
+
 The client (with aiohttp, about 0.4 s of imports) is imported on first use, not with this module:
 a run whose segments all come from the cache never needs it.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import time
 import unicodedata
@@ -96,6 +104,9 @@ class EdgeEngine:
             WebSocketError,
         )
 
+        progress = REQUEST_PROGRESS.get()
+        # Watched by the scheduler: a connector that reports the accepted handshake.
+        connector = _watching_connector() if progress is not None else None
         try:
             communicate = edge_tts.Communicate(
                 segment.text,
@@ -104,10 +115,12 @@ class EdgeEngine:
                 pitch=settings.pitch,
                 volume=settings.volume,
                 boundary="SentenceBoundary",
+                connector=connector,
             )
         except ValueError as exc:
+            if connector is not None:
+                await _finish(connector)
             raise UsageError(f"--voice {settings.voice!r} is not an edge voice ({exc})") from None
-        progress = REQUEST_PROGRESS.get()
         if progress is not None:
             progress.begin()
         try:
@@ -137,6 +150,9 @@ class EdgeEngine:
             # Raised inside the client while it parses the service's messages (our own code in
             # _exchange only reads the chunks the client built).
             raise _changed(exc) from None
+        finally:
+            if connector is not None:
+                await _finish(connector)
 
         turn_bytes = communicate.state.get("cumulative_audio_bytes")
         if isinstance(turn_bytes, int) and turn_bytes != len(raw):
@@ -237,6 +253,53 @@ class EdgeEngine:
                 raise EngineUnavailable(f"the voice list is not understood ({exc!r})") from None
             self._voice_entries = entries
         return self._voice_entries
+
+
+def _watching_connector() -> aiohttp.TCPConnector:
+    """A connector that tells the request's ``Progress`` when the service accepts a websocket
+    handshake. Close it with ``_finish`` when the request is over."""
+    return _watching_type()()
+
+
+async def _finish(connector: aiohttp.TCPConnector) -> None:
+    import aiohttp
+
+    await aiohttp.TCPConnector.close(connector)  # the close ``_Watching`` leaves out
+
+
+@functools.cache
+def _watching_type() -> type[aiohttp.TCPConnector]:
+    """The connector class (made on first use: aiohttp is imported late).
+
+    It marks each request's response as ``_Accepting``, which calls ``Progress.accept()`` once
+    the status line says 101. The client's session closes the connector it was given when the
+    session ends, and one ``Communicate`` may open a session per chunk of a long text and again
+    after a 403: so ``_Watching`` ignores that close, and ``_finish`` closes it.
+    """
+    import aiohttp
+    from aiohttp.client_reqrep import ClientRequest
+    from aiohttp.connector import Connection
+    from aiohttp.tracing import Trace
+
+    class _Accepting(aiohttp.ClientResponse):
+        async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+            response = await super().start(connection)
+            progress = REQUEST_PROGRESS.get()
+            if response.status == 101 and progress is not None:
+                progress.accept()
+            return response
+
+    class _Watching(aiohttp.TCPConnector):
+        async def connect(
+            self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+        ) -> Connection:
+            req.response_class = _Accepting
+            return await super().connect(req, traces, timeout)
+
+        async def close(self, *, abort_ssl: bool = False) -> None:
+            """Left open for the request's next session (``_finish`` closes it)."""
+
+    return _Watching
 
 
 async def _exchange(

@@ -17,11 +17,15 @@ last, and no segment waits behind one more than a window further on.
 How many requests at once (the ``Limiter``'s *level*, ``allowed``) is found the way TCP finds its
 window, additive increase and multiplicative decrease, and never goes above ``limit``:
 
-- *Adaptive* (``Limiter(limit, start=4)``, the default): the run starts at 4,
-  a level the service has always taken, and goes up one at a time. A request opened above the
-  level the service has been seen to take is a *probe*, and there is never more than one
-  request above that level: the next step up waits until the probe's answer starts. Until the
-  first sign of trouble, every answered probe allows the next one at once; after it, one more is
+- *Adaptive* (``Limiter(limit, start=4)``, the default): the run trusts 4, a level the service
+  has always taken, and goes up one at a time from there, the first step at once. A request
+  opened above the level the service has been seen to take is a *probe*, and there is never
+  more than one request above that level: the next step up waits until the service has taken
+  the probe. It has when it accepts the probe's connection: the service refuses one it will not
+  take at the handshake (HTTP 429 on the websocket upgrade), so an engine that reports the
+  accepted handshake (``Progress.accept()``) proves a probe a round trip after it set off, well
+  before its first audio; for an engine that does not, the answer's start proves it. Until the
+  first sign of trouble, every probe taken allows the next one at once; after it, one more is
   tried only after ``2 × level`` answers in a row (``AdaptPolicy.probe_rounds``), twice as many
   after each refused probe.
 - *Pinned* (``Limiter(limit)``, ``--concurrency N``): the level starts at ``limit``; after a
@@ -239,9 +243,9 @@ class Limiter:
     """How many engine requests may be open at once, found by AIMD (see the module docstring).
 
     ``async with limiter:`` around one request, then ``ticket()`` first thing inside it;
-    ``answered``, ``failed`` and ``succeeded`` with that ticket report how it went. Waiters are
+    ``accepted``, ``answered`` and ``failed`` with that ticket report how it went. Waiters are
     served first come, first served. ``Limiter(limit)`` is pinned at ``limit``;
-    ``Limiter(limit, start=4)`` is adaptive, from 4 up to ``limit``.
+    ``Limiter(limit, start=4)`` is adaptive, from 4 (and a probe at once) up to ``limit``.
     """
 
     def __init__(
@@ -258,7 +262,7 @@ class Limiter:
         """The most requests at once the service has been seen to take since the last decrease
         (the start is taken on trust). ``allowed`` is never more than one above it."""
         self.growing = self.adaptive
-        """Before the first sign of trouble: every answered probe allows the next one at once."""
+        """Before the first sign of trouble: every probe taken allows the next one at once."""
         self.active = 0
         self.peak = 0
         """The most requests ever in flight at once."""
@@ -271,6 +275,8 @@ class Limiter:
         self._refused_probes = 0  # probes refused in a row at this level
         self._failures = 0  # connection failures in a row
         self._waiters: list[asyncio.Future[None]] = []
+        if self.adaptive:
+            self._step_up()  # the first probe goes with the first requests
 
     async def __aenter__(self) -> None:
         loop = asyncio.get_running_loop()
@@ -306,6 +312,14 @@ class Limiter:
 
     # -- what the requests report --------------------------------------------------------------
 
+    def accepted(self, ticket: Ticket) -> None:
+        """The service took the request's connection (its handshake was accepted): a probe has
+        gone through, a round trip after it set off."""
+        self._failures = 0
+        if ticket.epoch == self.epoch and ticket.level > self.proven:
+            self._proved(ticket.level)
+            self._step_up()
+
     def answered(self, ticket: Ticket, *, slow: bool = False) -> None:
         """The service began to answer the request (``slow``: far later than usual)."""
         self._failures = 0
@@ -314,10 +328,8 @@ class Limiter:
         if slow:
             self._decrease(self.allowed)
             return
-        if ticket.level > self.proven:  # the probe went through: the service takes this many
-            self.proven = ticket.level
-            self._refused_probes = 0
-            self._answers = 0
+        if ticket.level > self.proven:  # a probe whose acceptance was not reported
+            self._proved(ticket.level)
         else:
             self._answers += 1
         self._step_up()
@@ -346,6 +358,12 @@ class Limiter:
         self.pause(wait)
 
     # -- the level -----------------------------------------------------------------------------
+
+    def _proved(self, level: int) -> None:
+        """The probe went through: the service takes ``level`` requests at once."""
+        self.proven = level
+        self._refused_probes = 0
+        self._answers = 0
 
     def _refused(self, ticket: Ticket | None) -> None:
         if ticket is not None and ticket.epoch != self.epoch:
@@ -641,6 +659,7 @@ class Scheduler:
             async with limiter:
                 ticket = copy.ticket = limiter.ticket()
                 progress.on_first = functools.partial(self._first_audio, ticket)
+                progress.on_accepted = functools.partial(limiter.accepted, ticket)
                 self.stats.requests += 1
                 REQUEST_PROGRESS.set(progress)  # this task's own context: this request only
                 audio = await self.engine.synthesize(segment, self.settings)
