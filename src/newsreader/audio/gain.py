@@ -59,7 +59,13 @@ def plan(measurement: Measurement, target: float, ceiling: float = TRUE_PEAK_CEI
     """The step count that brings ``measurement`` nearest ``target`` LUFS (within 0.75 dB) with
     its true peak at most ``ceiling`` dBTP; when both cannot hold, the ceiling wins and the
     output stays quieter than the target. Silence gets no change."""
-    loudness, peak = measurement.integrated, measurement.true_peak
+    return plan_for(measurement.integrated, measurement.true_peak, target, ceiling)
+
+
+def plan_for(
+    loudness: float, peak: float, target: float, ceiling: float = TRUE_PEAK_CEILING
+) -> GainPlan:
+    """``plan`` from an integrated loudness (LUFS) and a true peak (dBTP) already known."""
     if loudness == SILENCE or peak == SILENCE:
         return GainPlan(0, loudness, peak)
     steps = round((target - loudness) / STEP_DB)

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from newsreader.audio.ffmpeg import ffmpeg_exe
+from newsreader.audio.mp3 import silence as silent_mp3
 from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 
@@ -141,7 +142,19 @@ def join(parts: Iterable[Measurement]) -> Measurement:
 def integrated_loudness(energy: FloatArray, rate: int) -> float:
     """BS.1770-4 gated loudness of chunk energies (mono: channel weight 1)."""
     chunk = _chunk_size(rate)
-    hop = rate // 10 // chunk
+    return gated_loudness(energy, chunk, rate // 10 // chunk)
+
+
+def hop_chunks(rate: int) -> int:
+    """Energy chunks in one 100 ms step of the gating blocks."""
+    return rate // 10 // _chunk_size(rate)
+
+
+def gated_loudness(energy: FloatArray, chunk: int, hop: int) -> float:
+    """BS.1770-4 gated loudness of energies of ``chunk`` samples each, ``hop`` to a 100 ms step.
+
+    ``hop=1`` takes energies already summed per 100 ms step (``chunk`` = samples in a step).
+    """
     block = _BLOCK_HOPS * hop
     if len(energy) < block:
         return SILENCE
@@ -316,6 +329,30 @@ def measure_pieces(pieces: Sequence[bytes]) -> list[Measurement]:
         count = len(piece) // FRAME_BYTES * FRAME_SAMPLES
         out.append(measure_samples(samples[at : at + count], FRAME_RATE))
         at += count
+    return out
+
+
+ISOLATION_FRAMES = 2
+"""Silent frames put between pieces decoded in one run: they flush the decoder (overlap-add and
+synthesis filterbank hold under 1,152 samples), so each piece decodes as if alone."""
+
+
+def measure_apart(pieces: Sequence[bytes]) -> list[Measurement]:
+    """Measure pieces of bare frames with one ffmpeg run, each exactly as if decoded alone.
+
+    Unlike ``measure_pieces``, a piece's measurement is a function of its own bytes (it can be
+    cached by their hash): ``ISOLATION_FRAMES`` silent frames separate the pieces in the run.
+    """
+    if not pieces:
+        return []
+    gap = silent_mp3(ISOLATION_FRAMES)
+    samples = decode_frames(gap.join(pieces))
+    out: list[Measurement] = []
+    at = 0
+    for piece in pieces:
+        count = len(piece) // FRAME_BYTES * FRAME_SAMPLES
+        out.append(measure_samples(samples[at : at + count], FRAME_RATE))
+        at += count + ISOLATION_FRAMES * FRAME_SAMPLES
     return out
 
 
