@@ -704,6 +704,7 @@ class Scheduler:
             index = distinct[position]  # tasks ask the limiter in the order they are made
             tasks[keys[index]] = asyncio.create_task(self._one(segments[index], keys[index]))
         failed: dict[int, TransientError] = {}
+        last_use = {key: index for index, key in enumerate(keys)}
         try:
             for index, key in enumerate(keys):
                 try:
@@ -711,6 +712,10 @@ class Scheduler:
                 except TransientError as exc:
                     failed[index] = exc
                     continue
+                finally:
+                    # Its audio is not needed again: let it go (memory flat in the article).
+                    if last_use[key] == index and tasks[key].done():
+                        del tasks[key]
                 if on_ready is not None:
                     on_ready(index, from_cache)
                 if not failed:
