@@ -50,6 +50,48 @@ def check_pitch(value: str) -> str:
     return value
 
 
+DEFAULT_LOUDNESS = -16.0
+"""LUFS every output is brought to (podcast loudness: Apple's and most apps' reference)."""
+MIN_LOUDNESS, MAX_LOUDNESS = -40.0, -5.0
+
+
+def check_loudness(value: float | None) -> float | None:
+    """A loudness target in LUFS, or None (off: the voice's own level)."""
+    if value is None:
+        return None
+    if not (math.isfinite(value) and MIN_LOUDNESS <= value <= MAX_LOUDNESS):
+        raise UsageError(
+            f"--loudness {value:g} is out of range: use {MIN_LOUDNESS:g} to {MAX_LOUDNESS:g} "
+            f"LUFS (e.g. {DEFAULT_LOUDNESS:g}), or off to keep the voice's own level."
+        )
+    return float(value)
+
+
+def parse_loudness(text: str) -> float | None:
+    """``--loudness`` as given: ``off``, or LUFS such as ``-16`` / ``-16LUFS``."""
+    value = text.strip()
+    if value.lower() in ("off", "none"):
+        return None
+    number = value[:-4].strip() if value.upper().endswith("LUFS") else value
+    try:
+        parsed = float(number)
+    except ValueError:
+        raise UsageError(
+            f"--loudness {text!r} is not valid: give LUFS such as {DEFAULT_LOUDNESS:g}, or off."
+        ) from None
+    return check_loudness(parsed)
+
+
+def check_clip(path: Path | None, option: str) -> None:
+    """An intro or outro file must exist and be readable (``UsageError``); whether ffmpeg can
+    decode it is checked when the clip is loaded (``audio.intro.load_clip``), before synthesis."""
+    if path is None:
+        return
+    from newsreader.audio.intro import check_clip_file
+
+    check_clip_file(path, option)
+
+
 def check_voice(value: str) -> str:
     """``value`` if a registered engine owns a voice of that name, else ``UsageError``."""
     return registry.check_voice(value, DEFAULT_VOICE)
@@ -84,6 +126,13 @@ class Settings:
     """When the online voice fails partway: ``none`` fails the run naming the paragraphs; an
     embedded engine's name (``espeak``) re-renders the whole output with that voice (one output
     never mixes voices)."""
+    loudness: float | None = DEFAULT_LOUDNESS
+    """Integrated loudness (LUFS) every output is brought to, with one gain per reading and the
+    true peak at most -1 dBTP; None (``--loudness off``): the voice's own level."""
+    intro: Path | None = None
+    """An audio file (WAV, M4A, MP3, …) played before each reading, at the same loudness."""
+    outro: Path | None = None
+    """An audio file played after each reading."""
 
     def __post_init__(self) -> None:
         check_voice(self.voice)
@@ -111,6 +160,9 @@ class Settings:
         if self.retries < 0:
             raise UsageError("--retries must be 0 or more.")
         registry.check_fallback(self.fallback, self.engine)
+        check_loudness(self.loudness)
+        check_clip(self.intro, "intro")
+        check_clip(self.outro, "outro")
 
     @property
     def locale(self) -> str:
