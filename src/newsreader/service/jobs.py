@@ -59,7 +59,7 @@ from newsreader.service.pools import PerClient, Pools
 from newsreader.service.security import AddressPolicy
 from newsreader.service.store import JobStore, Row, Status, id_key
 from newsreader.service.stream import SPILL_SUFFIX, LiveAudio, clear_spills
-from newsreader.synth.scheduler import Limiter
+from newsreader.synth.scheduler import START_CONCURRENCY, Limiter
 from newsreader.synth.select import choose_engine
 from newsreader.text.extract import extract
 
@@ -169,9 +169,10 @@ class FairLimiter(Limiter):
 
     With a plain first-come queue, a job submitted behind a long article waits for all of that
     article's segments: its listener hears nothing for many seconds. Here a fair gate in front of
-    the ``Limiter`` (which still does the rate-limit pauses and the shrinking after 429s) admits at
-    most ``limit`` requests, and a free place goes to the job whose listener will need audio
-    first. A job's deadline is when its listener runs out of audio: for a new job,
+    the ``Limiter`` (which still does the rate-limit pauses, and finds the level of concurrency the
+    voice service takes, adaptive from 4 up to ``limit``) admits as many requests as that level
+    allows, and a free place goes to the job whose listener will need audio first. A job's
+    deadline is when its listener runs out of audio: for a new job,
     ``first_audio_target`` after it asked; for a playing one, when the audio delivered so far
     ends. Each request already in flight pushes the deadline back by one segment's worth of
     audio (its average so far, else ``segment_estimate``), so a job with its next segment on
@@ -192,13 +193,13 @@ class FairLimiter(Limiter):
         first_audio_target: float = 1.0,
         segment_estimate: float = 5.0,
     ) -> None:
-        super().__init__(limit)
+        self._jobs: dict[str, _JobShare] = {}  # before the Limiter's first step up (``_wake``)
+        super().__init__(limit, start=min(START_CONCURRENCY, limit))
         self.per_job = per_job
         self.hold = hold
         self.first_audio_target = first_audio_target
         self.segment_estimate = segment_estimate
         self._places = limit
-        self._jobs: dict[str, _JobShare] = {}
         self._arrivals = 0
         self._wakeup: asyncio.TimerHandle | None = None
 
@@ -236,10 +237,15 @@ class FairLimiter(Limiter):
     def _urgency(self, share: _JobShare, now: float) -> tuple[float, int]:
         return (self._deadline(share, now), share.arrived)
 
+    def _wake(self) -> None:
+        super()._wake()
+        if self._jobs:  # the level went up, or a request left: the gate may admit more
+            self._dispatch()
+
     def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
         now, clock = time.monotonic(), loop.time()
-        while self._places > 0:
+        while self.limit - self._places < self.allowed:  # admitted < the level
             waiting = [s for s in self._jobs.values() if s.waiters and s.in_flight < self.per_job]
             ready = [s for s in waiting if s.waiters[0][0] <= clock]
             if not ready:
