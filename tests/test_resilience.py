@@ -32,7 +32,7 @@ from newsreader.errors import SegmentsFailed
 from newsreader.models import Script, Segment, SegmentKind
 from newsreader.synth.cache import SegmentCache, cache_key
 from newsreader.synth.edge import EdgeEngine
-from newsreader.synth.scheduler import MAX_RETRY_AFTER, Limiter
+from newsreader.synth.scheduler import MAX_RETRY_AFTER, Limiter, RunStats
 from tests.audio import ffmpeg_errors
 from tests.standin.server import FAULTS, EdgeStandin, keyed_faults
 from tests.standin.verify import episode_problems, frame_runs, strip_id3v2
@@ -514,6 +514,22 @@ def test_fallback_reads_everything_with_the_embedded_voice(
     # Not one frame of edge's audio in it: the whole article was read again by espeak.
     assert [kind for kind, _ in frame_runs(strip_id3v2(out.read_bytes()))].count("tone") == 0
     assert len(edge_standin.requests) >= len(script.segments)  # edge was tried first
+    # The summary speaks of one run's concurrency: the two runs' levels are not added up.
+    settled = re.search(r"concurrency settled at (\d+) \(at most (\d+)\)", err)
+    assert settled, err
+    assert int(settled[2]) == 16 and 1 <= int(settled[1]) <= 16, err
+
+
+def test_stats_of_an_engine_and_its_fallback_add_counts_not_levels() -> None:
+    edge = RunStats(requests=7, retries=2, level=9, peak=10, adaptive_limit=16)
+    edge.failures["truncated"] += 2
+    espeak = RunStats(requests=5, cache_hits=1, level=5, peak=4, adaptive_limit=16)
+    espeak.failures["truncated"] += 1
+    both = pipeline._merged([edge, espeak])
+    assert (both.requests, both.retries, both.cache_hits) == (12, 2, 1)
+    assert both.failures == {"truncated": 3}
+    assert (both.level, both.peak, both.adaptive_limit) == (5, 10, 16)  # last, most, last
+    assert both.concurrency_note() == "concurrency settled at 5 (at most 16)"
 
 
 def test_fallback_is_only_for_edge(small_article: Path) -> None:

@@ -350,12 +350,18 @@ def _write_sidecars(timeline: Timeline, subtitles: Path | None, chapters: Path |
 
 
 def _merged(runs: list[RunStats]) -> RunStats:
-    """One ``RunStats`` for several runs: counts added up."""
+    """One ``RunStats`` for several runs (an engine and its fallback): counts added up; the
+    most requests open at once is the most of any run, and where concurrency settled (and its
+    ceiling) is the last run's."""
     total = RunStats()
     for run in runs:
         for field in dataclasses.fields(RunStats):
             mine, theirs = getattr(total, field.name), getattr(run, field.name)
-            if isinstance(mine, Counter):
+            if field.name in ("level", "adaptive_limit"):
+                setattr(total, field.name, theirs)
+            elif field.name == "peak":
+                setattr(total, field.name, max(mine, theirs))
+            elif isinstance(mine, Counter):
                 mine.update(theirs)
             elif isinstance(mine, int | float) and not isinstance(mine, bool):
                 setattr(total, field.name, mine + theirs)
