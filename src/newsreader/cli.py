@@ -20,6 +20,7 @@ from newsreader.cli_common import (
     OneLineErrors,
     fallback_option,
     make_settings,
+    release_large_buffers,
     stderr,
     user_errors,
     voice_options,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 @click.version_option(package_name="newsreader")
 def main() -> None:
     """Read Mandarin news aloud: article in, one MP3 with chapters and subtitles out."""
+    release_large_buffers()
 
 
 def _minutes(seconds: float) -> str:

@@ -172,6 +172,32 @@ def fallback_option(help: str) -> Callable[[F], F]:
     )
 
 
+_M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number for the size from which a block gets its own mapping."""
+
+
+def release_large_buffers(threshold: int = 128 * 1024) -> bool:
+    """Give blocks of ``threshold`` bytes and more (a segment's PCM, its frames, the level
+    meter's arrays) their own memory mapping, returned to the system when freed.
+
+    glibc starts at this threshold but raises it to the size of each large block freed (up to
+    32 MB): after that, a long reading's transient buffers come from the heaps of the threads
+    that made them, and the freed holes keep the process's resident memory growing with the
+    reading's length. A fixed threshold keeps it flat. Only on glibc; True when it was set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
 def warn(message: str) -> None:
     stderr.print(f"newsreader: warning: {message}", markup=False)
 
