@@ -103,6 +103,8 @@ def read(
             retries=retries,
             request_timeout=timeout,
         )
+        # The intro and outro are made (or taken from the cache) before anything else is spent.
+        clips = pipeline.load_clips(settings)
         to_stdout = output == pipeline.STDOUT
         # Every output path is proved writable before the fetch and the synthesis are spent.
         pipeline.check_output_paths(
@@ -130,6 +132,7 @@ def read(
                         chapters=chapters,
                         choice=choice,
                         on_ready=on_ready,
+                        clips=clips,
                     ),
                 )
             )
@@ -145,6 +148,7 @@ def read(
                 f"{len(script.segments)} segments ({stats.cache_hits} from cache, "
                 f"{stats.requests} requests), engine {written.engine}"
                 + (f", {stats.concurrency_note()}" if stats.concurrency_note() else "")
+                + (f", {written.level.describe()}" if written.level else "")
                 + (f", subtitles {subtitles}" if subtitles else "")
                 + (f", chapters {chapters}" if chapters else ""),
                 markup=False,

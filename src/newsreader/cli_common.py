@@ -16,8 +16,14 @@ from typing import IO, Any, TypeVar
 import click
 from rich.console import Console
 
-from newsreader.config import DEFAULT_VOICE, Settings, default_cache_dir
-from newsreader.errors import NewsreaderError
+from newsreader.config import (
+    DEFAULT_LOUDNESS,
+    DEFAULT_VOICE,
+    Settings,
+    default_cache_dir,
+    parse_loudness,
+)
+from newsreader.errors import NewsreaderError, UsageError
 from newsreader.synth import registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,6 +208,42 @@ def warn(message: str) -> None:
     stderr.print(f"newsreader: warning: {message}", markup=False)
 
 
+def _loudness(_ctx: click.Context, _param: click.Parameter, value: str) -> float | None:
+    try:
+        return parse_loudness(value)
+    except UsageError as error:
+        raise OneLineUsageError(error.message) from None
+
+
+def level_options(func: F) -> F:
+    """``--loudness``, ``--intro``, ``--outro``: how loud every output is, and what frames it."""
+    options = [
+        click.option(
+            "--loudness",
+            default=f"{DEFAULT_LOUDNESS:g}",
+            show_default=True,
+            callback=_loudness,
+            help="Integrated loudness of the output, LUFS (true peak at most -1 dBTP), "
+            "or off for the voice's own level.",
+        ),
+        click.option(
+            "--intro",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Audio file (WAV, M4A, MP3, …) played before each reading, at the same loudness.",
+        ),
+        click.option(
+            "--outro",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Audio file played after each reading, at the same loudness.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def voice_options(func: F) -> F:
     options = [
         click.option("--voice", default=DEFAULT_VOICE, show_default=True, help="Voice ShortName."),
@@ -230,6 +272,7 @@ def voice_options(func: F) -> F:
         ),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the segment cache."),
         click.option("--no-title", is_flag=True, help="Do not read the headline first."),
+        level_options,
     ]
     for option in reversed(options):
         func = option(func)
@@ -247,6 +290,9 @@ def make_settings(
     cache_dir: Path | None,
     no_cache: bool,
     no_title: bool,
+    loudness: float | None,
+    intro: Path | None,
+    outro: Path | None,
 ) -> Settings:
     return Settings(
         voice=voice,
@@ -259,4 +305,7 @@ def make_settings(
         cache_dir=cache_dir or default_cache_dir(),
         use_cache=not no_cache,
         read_title=not no_title,
+        loudness=loudness,
+        intro=intro,
+        outro=outro,
     )

@@ -154,6 +154,19 @@ class Timeline:
     def duration(self) -> float:
         return self.frames * FRAME_SECONDS
 
+    def shifted(self, before: int, after: int = 0) -> Timeline:
+        """The timeline with ``before`` frames (an intro) in front and ``after`` frames (an
+        outro) behind: every chapter, cue and segment start moves by ``before`` frames."""
+        if not before and not after:
+            return self
+        by = before * FRAME_SECONDS
+        return Timeline(
+            self.frames + before + after,
+            tuple(Chapter(c.title, c.start + by, c.end + by) for c in self.chapters),
+            tuple(Cue(c.start + by, c.end + by, c.text) for c in self.cues),
+            tuple(start + by for start in self.segment_starts),
+        )
+
 
 @dataclass(frozen=True)
 class Reading:

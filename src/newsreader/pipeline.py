@@ -34,16 +34,18 @@ from urllib.parse import urlsplit
 from newsreader import sources
 from newsreader.audio.assemble import Assembler, RenderedSegment, place
 from newsreader.audio.atomic import atomic_write, temporary_name, written_together
+from newsreader.audio.intro import Clips
+from newsreader.audio.level import Level, LevelMeter, MeasuredSink
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags, write_mp3
-from newsreader.audio.writer import AudioSink, Finisher, Mp3Writer, PipeWriter
+from newsreader.audio.writer import AudioSink, Mp3Writer, PipeWriter
 from newsreader.config import Settings
 from newsreader.errors import OutputError, SegmentsFailed, UsageError
 from newsreader.models import Article, Reading, Script, SegmentAudio, Timeline
 from newsreader.sources.fetch import UrlGuard
 from newsreader.synth import registry
 from newsreader.synth.base import Engine
-from newsreader.synth.cache import SegmentCache
+from newsreader.synth.cache import LevelCache, SegmentCache
 from newsreader.synth.scheduler import (
     Limiter,
     ProgressCallback,
@@ -111,6 +113,8 @@ class Written:
     stats: RunStats
     engine: str
     warnings: tuple[str, ...] = ()
+    level: Level | None = None
+    """What the loudness step did and what the file measures (None: audio sent to a pipe)."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,31 @@ STDOUT = Path("-")
 """The output ``-``: the MP3 goes to standard output as it is made."""
 
 
+def load_clips(settings: Settings) -> Clips:
+    """The intro and outro of ``settings`` at its loudness target, made (or taken from the
+    cache) once, before any synthesis: ``UsageError`` naming a file that cannot be used."""
+    from newsreader.audio.intro import load_clips as load
+
+    root = settings.cache_dir if settings.use_cache else None
+    return load(settings.intro, settings.outro, settings.loudness, root)
+
+
+def level_meter(settings: Settings) -> LevelMeter:
+    """A meter for one reading, with the measurements cached beside the segment cache."""
+    return LevelMeter(LevelCache(settings.cache_dir if settings.use_cache else None))
+
+
+def measured(writer: AudioSink, settings: Settings, clips: Clips) -> MeasuredSink:
+    """``writer`` with a level meter on the way in and the intro in front of the reading."""
+    return MeasuredSink(writer, level_meter(settings), intro=clips.intro_mp3)
+
+
+def close_reading(sink: MeasuredSink, timeline: Timeline, clips: Clips) -> Timeline:
+    """The outro goes behind the reading; its timeline moves behind the intro."""
+    sink.write_clip(clips.outro_mp3)
+    return timeline.shifted(clips.intro_frames, clips.outro_frames)
+
+
 async def write_reading(
     article: Article,
     script: Script,
@@ -295,27 +324,34 @@ async def write_reading(
     chapters: Path | None = None,
     choice: EngineChoice | None = None,
     on_ready: ProgressCallback | None = None,
-    finisher: Finisher | None = None,
+    clips: Clips | None = None,
     stdout: BinaryIO | None = None,
 ) -> Written:
     """Steps 4–6, streaming, in memory flat in the article's length: what ``read`` does.
 
-    To a file: the frames go to a temporary body beside ``output`` as they come; at the end
-    ``finisher`` (if any) runs on the body, and the tagged MP3 (tag, Info frame, body), the
-    subtitles and the Podcasting 2.0 chapters file are renamed into place together, or none is
-    (``written_together``). The segment cache is written as segments come, outside that block,
-    so a run that fails keeps what it synthesized.
+    To a file: the intro (``clips``, else loaded from ``settings``), then the frames go to a
+    temporary body beside ``output`` as they come, each piece noted by a level meter, then the
+    outro; at the end one gain brings the reading to ``settings.loudness`` (``LevelMeter``:
+    global_gain rewritten in place, ReplayGain in the tag), and the tagged MP3 (tag, Info frame,
+    body), the subtitles and the Podcasting 2.0 chapters file (times behind the intro) are
+    renamed into place together, or none is (``written_together``). The segment cache is
+    written as segments come, outside that block, so a run that fails keeps what it synthesized.
 
-    To ``STDOUT`` (``stdout``, else the process's): a title-only tag, then each segment's frames
-    as soon as it is ready (``PipeWriter``; ``PipeClosed`` when the listener goes away); the
-    subtitles and chapters files are written at the end. A pipe cannot take audio back, so a
-    ``--fallback`` restart there is a ``UsageError`` raised before anything is synthesized.
+    To ``STDOUT`` (``stdout``, else the process's): a title-only tag, then the intro and each
+    segment's frames as soon as it is ready (``PipeWriter``; ``PipeClosed`` when the listener
+    goes away), then the outro; the subtitles and chapters files are written at the end. Audio
+    already sent cannot be reworked, so the stream is *not* brought to the loudness target
+    (the embedded voice and the clips are at it already; edge's level is its own). A pipe
+    cannot take audio back either, so a ``--fallback`` restart there is a ``UsageError``
+    raised before anything is synthesized.
 
     Missing folders are made (and removed again if the run fails). Raises ``OutputError``.
     """
     to_stdout = output == STDOUT
     if to_stdout:
         _refuse_restart_on_pipe(settings.fallback)
+    if clips is None:
+        clips = load_clips(settings)
     made: list[Path] = []
     try:
         for path in (None if to_stdout else output, subtitles, chapters):
@@ -323,16 +359,23 @@ async def write_reading(
                 made += _make_folder(path)
         if to_stdout:
             pipe = PipeWriter(stdout or sys.stdout.buffer, script.title)
+            pipe.write(clips.intro_mp3)
             written = await render_to(script, settings, pipe, choice=choice, on_ready=on_ready)
+            pipe.write(clips.outro_mp3)
+            await pipe.drain()
+            timeline = written.timeline.shifted(clips.intro_frames, clips.outro_frames)
             with written_together():
-                _write_sidecars(written.timeline, subtitles, chapters)
-            return written
+                _write_sidecars(timeline, subtitles, chapters)
+            return dataclasses.replace(written, timeline=timeline)
         with Mp3Writer(output) as writer:
-            written = await render_to(script, settings, writer, choice=choice, on_ready=on_ready)
+            sink = measured(writer, settings, clips)
+            written = await render_to(script, settings, sink, choice=choice, on_ready=on_ready)
+            timeline = close_reading(sink, written.timeline, clips)
+            finisher = sink.meter.finisher(settings.loudness)
             with written_together():
-                writer.finish(written.timeline.chapters, tags_for(article, script), finisher)
-                _write_sidecars(written.timeline, subtitles, chapters)
-        return written
+                writer.finish(timeline.chapters, tags_for(article, script), finisher)
+                _write_sidecars(timeline, subtitles, chapters)
+        return dataclasses.replace(written, timeline=timeline, level=sink.meter.level)
     except BaseException:
         for folder in reversed(made):
             with contextlib.suppress(OSError):

@@ -136,3 +136,37 @@ def load_clip(
         except (OSError, OutputError):
             pass
     return clip
+
+
+@dataclass(frozen=True)
+class Clips:
+    """A reading's intro and outro (either may be absent), loaded once before synthesis."""
+
+    intro: Clip | None = None
+    outro: Clip | None = None
+
+    @property
+    def intro_mp3(self) -> bytes:
+        return self.intro.mp3 if self.intro else b""
+
+    @property
+    def outro_mp3(self) -> bytes:
+        return self.outro.mp3 if self.outro else b""
+
+    @property
+    def intro_frames(self) -> int:
+        return self.intro.frames if self.intro else 0
+
+    @property
+    def outro_frames(self) -> int:
+        return self.outro.frames if self.outro else 0
+
+
+def load_clips(
+    intro: Path | None, outro: Path | None, target: float | None, cache_root: Path | None
+) -> Clips:
+    """Both clips (``load_clip``); ``UsageError`` naming the file that cannot be used."""
+    return Clips(
+        load_clip(intro, target, cache_root, "intro") if intro else None,
+        load_clip(outro, target, cache_root, "outro") if outro else None,
+    )
