@@ -10,6 +10,7 @@ import pytest
 from newsreader.config import Settings
 from newsreader.errors import UsageError
 from newsreader.synth.scheduler import (
+    EMBEDDED_IN_FLIGHT,
     AdaptPolicy,
     Limiter,
     Pace,
@@ -224,6 +225,18 @@ def test_settings_choose_a_pinned_or_an_adaptive_limiter() -> None:
     for bad in ({"concurrency": 0}, {"concurrency": 17}, {"max_concurrency": 0}):
         with pytest.raises(UsageError, match="out of range: use 1 to 16"):
             Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_an_embedded_engine_is_given_two_segments_at_a_time() -> None:
+    # It renders on one thread: more in flight would only hold finished audio (memory would grow
+    # with the level an adaptive run climbs to on a long article).
+    from newsreader.synth.espeak import EspeakEngine
+
+    engine = EspeakEngine()
+    for settings in (Settings(), Settings(concurrency=8), Settings(concurrency=1)):
+        limiter = limiter_for(settings, engine=engine)
+        expected = min(settings.concurrency or EMBEDDED_IN_FLIGHT, EMBEDDED_IN_FLIGHT)
+        assert (limiter.adaptive, limiter.limit) == (False, expected)
 
 
 def test_work_order_keeps_the_head_and_goes_longest_first_in_windows() -> None:

@@ -72,7 +72,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from newsreader.config import Settings
-from newsreader.errors import SegmentsFailed, SynthesisError, TransientError
+from newsreader.errors import SegmentsFailed, SynthesisError, TransientError, UsageError
 from newsreader.models import Script, Segment, SegmentAudio, SegmentKind
 from newsreader.synth.base import REQUEST_PROGRESS, Engine, Progress
 from newsreader.synth.cache import SegmentCache, cache_key
@@ -409,13 +409,32 @@ class Limiter:
                 waiter.set_result(None)
 
 
-def limiter_for(settings: Settings, policy: AdaptPolicy | None = None) -> Limiter:
+EMBEDDED_IN_FLIGHT = 2
+"""Segments an embedded engine is given at once. It renders on one worker thread, so one more
+than it is working on keeps it busy; more would only hold finished audio while they wait (peak
+memory then grows with the level an adaptive run reaches, i.e. with the article's length)."""
+
+
+def limiter_for(
+    settings: Settings, policy: AdaptPolicy | None = None, *, engine: Engine | None = None
+) -> Limiter:
     """The run's own limiter: pinned at ``--concurrency``, else adaptive up to
-    ``--max-concurrency``."""
+    ``--max-concurrency``; an embedded engine (no service to share) is pinned low."""
+    if engine is not None and _is_embedded(engine):
+        return Limiter(min(settings.concurrency or EMBEDDED_IN_FLIGHT, EMBEDDED_IN_FLIGHT))
     if settings.concurrency is not None:
         return Limiter(settings.concurrency, policy=policy)
     policy = policy or AdaptPolicy()
     return Limiter(settings.max_concurrency, start=policy.start, policy=policy)
+
+
+def _is_embedded(engine: Engine) -> bool:
+    from newsreader.synth import registry
+
+    try:
+        return registry.entry(engine.name).kind == "embedded"
+    except UsageError:  # an engine made outside the registry (a test's, a library user's)
+        return False
 
 
 @dataclass(frozen=True)
@@ -512,7 +531,7 @@ class Scheduler:
         self.engine = engine
         self.settings = settings
         self.cache = cache
-        self.limiter = limiter or limiter_for(settings)
+        self.limiter = limiter or limiter_for(settings, engine=engine)
         self.stats = RunStats()
         self.pace = Pace(stalls or StallPolicy())
         self.order = order or WorkOrder()
