@@ -240,6 +240,7 @@ def test_newsreader_read_with_every_fault_mixed_in(
     args = (
         *("read", str(article_file), "-o", str(out), "--subtitles", str(out.with_suffix(".vtt"))),
         *("--engine", "edge", "--cache-dir", str(tmp_path / "cache"), "--timeout", "0.5"),
+        *("--loudness", "off"),  # the stand-in's own frames, checked bit for bit
     )
     code, err = cli(*args)
     settings = edge_settings(tmp_path)
@@ -312,7 +313,8 @@ def test_read_is_adaptive_by_default_and_says_where_it_settled(
     beyond it at a time, and its summary says so; ``--concurrency`` pins the level."""
     edge_standin.configure(max_connections=5, retry_after=0.1, first_audio_latency=0.05)
     out = tmp_path / "adaptive.mp3"
-    common = ("--engine", "edge", "--no-cache", "--max-concurrency", "8")
+    # Loudness off: the stand-in's own frames, checked bit for bit.
+    common = ("--engine", "edge", "--no-cache", "--max-concurrency", "8", "--loudness", "off")
     code, err = cli("read", str(article_file), "-o", str(out), *common)
     assert code == 0, err
     assert edge_standin.max_open_connections == 5

@@ -18,6 +18,7 @@ listeners as it comes. ``render`` and ``write_outputs`` do the same in memory, f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import os
@@ -308,9 +309,12 @@ def measured(writer: AudioSink, settings: Settings, clips: Clips) -> MeasuredSin
     return MeasuredSink(writer, level_meter(settings), intro=clips.intro_mp3)
 
 
-def close_reading(sink: MeasuredSink, timeline: Timeline, clips: Clips) -> Timeline:
-    """The outro goes behind the reading; its timeline moves behind the intro."""
+async def close_reading(sink: MeasuredSink, timeline: Timeline, clips: Clips) -> Timeline:
+    """The outro goes behind the reading and what is left is measured (in a worker thread,
+    and before ``written_together()``: the level cache's files are no part of the output);
+    the reading's timeline moves behind the intro."""
     sink.write_clip(clips.outro_mp3)
+    await asyncio.to_thread(sink.meter.measure_pending)
     return timeline.shifted(clips.intro_frames, clips.outro_frames)
 
 
@@ -370,7 +374,7 @@ async def write_reading(
         with Mp3Writer(output) as writer:
             sink = measured(writer, settings, clips)
             written = await render_to(script, settings, sink, choice=choice, on_ready=on_ready)
-            timeline = close_reading(sink, written.timeline, clips)
+            timeline = await close_reading(sink, written.timeline, clips)
             finisher = sink.meter.finisher(settings.loudness)
             with written_together():
                 writer.finish(timeline.chapters, tags_for(article, script), finisher)

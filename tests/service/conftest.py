@@ -50,8 +50,9 @@ async def in_process(
 async def wait_for(
     client: httpx.AsyncClient, reading_id: str, statuses: tuple[str, ...] = ("done", "failed")
 ) -> dict[str, Any]:
-    """Poll the reading until its status is one of ``statuses`` (20 s at most)."""
-    deadline = time.monotonic() + 20
+    """Poll the reading until its status is one of ``statuses`` (60 s at most: a first
+    reading in the embedded voice finds its level first, and the machine may be busy)."""
+    deadline = time.monotonic() + 60
     while True:
         response = await client.get(f"/api/readings/{reading_id}")
         assert response.status_code == 200, response.text

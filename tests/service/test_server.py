@@ -22,7 +22,8 @@ def test_first_audio_byte_within_latency_plus_half_a_second(
     # One segment at a time: the 4 segments take 4 x LATENCY, so a stream that waited for the
     # whole article would start after 2.4 s, not 0.6 s.
     edge_standin.configure(first_audio_latency=LATENCY)
-    server = serve(segment_concurrency=1)
+    # Loudness off: the finished file is then exactly the streamed frames.
+    server = serve(segment_concurrency=1, loudness=None)
 
     async def scenario() -> None:
         async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from newsreader import pipeline
 from newsreader.audio.atomic import atomic_write
+from newsreader.audio.intro import Clips
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags
 from newsreader.audio.writer import Mp3Writer
@@ -95,20 +96,27 @@ async def render_episode(
     slug: str,
     revision: int,
     tags: Tags,
+    *,
+    clips: Clips | None = None,
 ) -> EpisodeFiles:
     """Synthesize ``script`` and write its three files (each atomically) into ``folder``.
 
     ``tags`` are the podcast's (artist and album the show, the episode's date, the cover), not
-    the article's site as for ``newsreader read``.
+    the article's site as for ``newsreader read``. The episode (a digest too: one script, one
+    gain) is brought to ``settings.loudness`` as ``read`` does, between the intro and the outro
+    (``clips``, else loaded from ``settings``); its chapters and transcript come after the intro.
     """
+    if clips is None:
+        clips = pipeline.load_clips(settings)
     audio, transcript, chapters = file_names(slug, revision)
     # The frames go to a temporary file beside the episode as they come (memory stays flat
     # however long a digest is); the tag goes in front once the chapters are known.
     with Mp3Writer(folder / audio) as writer:
-        written = await pipeline.render_to(script, settings, writer, choice=choice)
-        timeline = written.timeline
+        sink = pipeline.measured(writer, settings, clips)
+        written = await pipeline.render_to(script, settings, sink, choice=choice)
+        timeline = await pipeline.close_reading(sink, written.timeline, clips)
         atomic_write(folder / chapters, chapters_json(timeline.chapters))
-        writer.finish(timeline.chapters, tags)
+        writer.finish(timeline.chapters, tags, sink.meter.finisher(settings.loudness))
     write_subtitles(folder / transcript, timeline.cues)
     return EpisodeFiles(
         audio=audio,

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 
 from newsreader import pipeline
 from newsreader.audio.atomic import atomic_write
+from newsreader.audio.intro import Clips
 from newsreader.audio.tags import Tags
 from newsreader.config import Settings
 from newsreader.errors import (
@@ -213,6 +214,7 @@ async def update_feed(
     out = request.out
     location = request.location
     cover, cover_name = _cover(request)  # a bad --image file is refused before anything else
+    clips = await asyncio.to_thread(pipeline.load_clips, settings)  # so is a bad --intro/--outro
     folder = out / EPISODES_DIR
     _make_folders(out, folder)
     make_state_folder(location)
@@ -245,7 +247,7 @@ async def update_feed(
             if request.image is None:
                 cover = (out / COVER_FILE).read_bytes()
             channel = make_channel(request, source, settings, cover_name=cover_name)
-            run = _Run(request, settings, state, channel, report, guard, notify, cover)
+            run = _Run(request, settings, state, channel, report, guard, notify, cover, clips)
             run.reconcile()
             entries = select_entries(source.entries, since=request.since, limit=request.limit)
             try:
@@ -347,8 +349,10 @@ class _Run:
         guard: UrlGuard | None,
         notify: Notify | None,
         cover: bytes | None,
+        clips: Clips | None = None,
     ) -> None:
         self.request = request
+        self.clips = clips
         self.settings = settings
         self.state = state
         self.channel = channel
@@ -570,7 +574,7 @@ class _Run:
         choice = await self._engine()
         try:
             files = await render_episode(
-                script, self.settings, choice, self.folder, slug, revision, tags
+                script, self.settings, choice, self.folder, slug, revision, tags, clips=self.clips
             )
         except SegmentsFailed as error:
             self.report.failed.append(FailedEntry(label, error.message, error.exit_code))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from newsreader.cli_common import engine_option, fallback_option
+from newsreader.cli_common import engine_option, fallback_option, level_options
 from newsreader.errors import NewsreaderError
 
 
@@ -45,6 +45,7 @@ from newsreader.errors import NewsreaderError
     "If the online voice fails partway through a reading: fail it (none), or read the whole "
     "article again with the embedded voice (espeak), with a warning in its status."
 )
+@level_options
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -127,6 +128,9 @@ def serve(
     allow_addresses: tuple[str, ...],
     engine: str,
     fallback: str,
+    loudness: float | None,
+    intro: Path | None,
+    outro: Path | None,
     cache_dir: Path | None,
     voice_connections: int,
     rate_limit: int,
@@ -152,6 +156,9 @@ def serve(
             cache_dir=cache_dir,
             engine=engine,
             fallback=fallback,
+            loudness=loudness,
+            intro=intro,
+            outro=outro,
             token=token,
             allow_origins=allow_origins,
             allow_addresses=parse_networks(allow_addresses),

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsreader.config import EngineName, FallbackName
+from newsreader.config import (
+    DEFAULT_LOUDNESS,
+    EngineName,
+    FallbackName,
+    check_clip,
+    check_loudness,
+)
 from newsreader.errors import UsageError
 from newsreader.synth import registry
 
@@ -129,8 +135,18 @@ class ServiceConfig:
     forwarded_allow_ips: tuple[str, ...] = ()
     """Proxies whose X-Forwarded-For/-Proto are believed (none: the peer address is the client)."""
     extra_headers: dict[str, str] = field(default_factory=dict)
+    loudness: float | None = DEFAULT_LOUDNESS
+    """LUFS every finished reading is brought to (``Settings.loudness``); None: off. The live
+    stream, sent as it is made, keeps the voice's own level."""
+    intro: Path | None = None
+    """Played before each finished reading (not in the live stream)."""
+    outro: Path | None = None
+    """Played after each finished reading (not in the live stream)."""
 
     def __post_init__(self) -> None:
+        check_loudness(self.loudness)
+        check_clip(self.intro, "intro")
+        check_clip(self.outro, "outro")
         registry.check_engine(self.engine)
         registry.check_fallback(self.fallback, self.engine)
         if self.voice_connections < 1 or self.segment_concurrency < 1:

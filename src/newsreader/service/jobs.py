@@ -40,11 +40,12 @@ from typing import Any, Literal
 from newsreader import pipeline
 from newsreader.audio.assemble import Assembler
 from newsreader.audio.atomic import atomic_write, written_together
+from newsreader.audio.intro import load_clips
 from newsreader.audio.subtitles import write_subtitles
-from newsreader.audio.writer import Mp3Writer
+from newsreader.audio.writer import Finisher, Mp3Writer
 from newsreader.config import DEFAULT_VOICE, Settings, check_percent, check_voice
 from newsreader.errors import NewsreaderError, SourceError
-from newsreader.models import Article, Script, Timeline
+from newsreader.models import FRAME_SECONDS, Article, Script, Timeline
 from newsreader.service.config import ServiceConfig
 from newsreader.service.inputs import check_size
 from newsreader.service.payloads import (
@@ -122,6 +123,9 @@ def job_settings(request: JobRequest, config: ServiceConfig) -> Settings:
         cache_dir=config.segment_cache,
         fetch_timeout=config.fetch_timeout,
         max_input_bytes=config.max_download_bytes,
+        loudness=config.loudness,
+        intro=config.intro,
+        outro=config.outro,
     )
 
 
@@ -363,6 +367,8 @@ class Readings:
         self.key = id_key(config.data_dir)
         self._prepared: dict[str, Article] = {}
         """Articles extracted when their text or HTML was posted, for their job to use."""
+        self.clips = load_clips(config.intro, config.outro, config.loudness, config.segment_cache)
+        """The intro and outro, made once at start-up (a file that cannot be used stops it)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -514,18 +520,22 @@ class Readings:
         stream = pipeline.RenderStream(script, settings, choice=choice, limiter=self.limiter)
         # The finished file's frames go to a body file beside it as they come, as for `read`:
         # memory stays flat however long the reading (the live spill file is the listeners').
+        # A level meter notes each piece on the way: one gain brings the file to the target at
+        # the end; the intro and outro frame the file (the live stream is the reading alone).
         with Mp3Writer(self.audio_path(reading_id)) as writer:
-            assembler = Assembler(script, sink=writer.write)
+            sink = pipeline.measured(writer, settings, self.clips)
+            assembler = Assembler(script, sink=sink.write)
             try:
                 async with contextlib.aclosing(stream.items()) as items:
                     async for item in items:
                         if isinstance(item, pipeline.Restarted):
                             log.warning("reading %s: %s", reading_id, item.warning)
                             await self._restart(reading_id, live, script, item)
-                            writer.restart()
-                            assembler = Assembler(script, sink=writer.write)
+                            sink.restart()
+                            assembler = Assembler(script, sink=sink.write)
                             continue
                         assembler.add(item)
+                        await sink.drain()
                         time_sentences(live.sentences, item)
                         live.audio_seconds += item.seconds
                         live.done = item.index + 1
@@ -535,9 +545,18 @@ class Readings:
                 await choice.engine.close()
 
             # 4. the finished files, then the row
-            reading = assembler.timeline()
+            reading = await pipeline.close_reading(sink, assembler.timeline(), self.clips)
+            finisher = sink.meter.finisher(settings.loudness)
             await self.pools.run(
-                self.pools.work, self._write, reading_id, article, script, reading, writer, live
+                self.pools.work,
+                self._write,
+                reading_id,
+                article,
+                script,
+                reading,
+                writer,
+                live,
+                finisher,
             )
         size, etag = await self.pools.run(self.pools.work, _digest, self.audio_path(reading_id))
         listed = await self._public(request, article)
@@ -600,18 +619,27 @@ class Readings:
         reading: Timeline,
         writer: Mp3Writer,
         live: LiveReading,
+        finisher: Finisher,
     ) -> None:
         with written_together():  # the audio, captions and timeline land together or not at all
-            writer.finish(reading.chapters, pipeline.tags_for(article, script))
+            writer.finish(reading.chapters, pipeline.tags_for(article, script), finisher)
             write_subtitles(self.captions_path(reading_id), reading.cues)
             self._write_timeline(reading_id, script, reading, live)
 
     def _write_timeline(
         self, reading_id: str, script: Script, reading: Timeline, live: LiveReading
     ) -> None:
+        # The live sentences' times are the live stream's; the file's start behind the intro.
+        shift = self.clips.intro_frames * FRAME_SECONDS
+        sentences: list[SentencePayload] = [
+            {**s, "start": round(s["start"] + shift, 3), "end": round(s["end"] + shift, 3)}
+            if shift and s["start"] is not None and s["end"] is not None
+            else s
+            for s in live.sentences
+        ]
         timeline: TimelinePayload = {
             "title": script.title,
-            "sentences": live.sentences,
+            "sentences": sentences,
             "chapters": chapter_list(reading),
             "warnings": live.warnings,
         }
