@@ -5,6 +5,8 @@ The judge is ffmpeg's ebur128 filter (``tests/audio/meter``); the edge voice is 
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import re
 from pathlib import Path
@@ -13,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 from mutagen.id3 import ID3
 
+from newsreader import pipeline
 from newsreader.audio.gain import apply_gain, global_gains
 from newsreader.audio.intro import load_clip
 from newsreader.audio.mp3 import bare_frames, read_info_frame
 from newsreader.cli import main
+from newsreader.config import Settings
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS
 from tests.audio import ffmpeg_errors
 from tests.audio.meter import ebur128
@@ -168,3 +172,28 @@ def test_a_bad_loudness_is_one_line(short: Path) -> None:
     assert err.strip().splitlines() == [
         "newsreader: error: --loudness 'loud' is not valid: give LUFS such as -16, or off."
     ]
+
+
+def test_a_stream_to_a_pipe_carries_the_clips_and_is_not_normalized(
+    short: Path, tmp_path: Path, cache: Path
+) -> None:
+    intro = make_file(tmp_path, "x.wav")
+    outro = make_file(tmp_path, "y.wav")
+    settings = Settings(engine="espeak", cache_dir=cache, intro=intro, outro=outro)
+    article = pipeline.load_article(str(short), settings)
+    script = pipeline.make_script(article, settings)
+    clips = pipeline.load_clips(settings)
+    assert clips.intro is not None and clips.outro is not None
+    pipe, chapters = io.BytesIO(), tmp_path / "c.json"
+    written = asyncio.run(
+        pipeline.write_reading(
+            article, script, settings, pipeline.STDOUT, chapters=chapters, stdout=pipe
+        )
+    )
+    assert written.level is None  # audio already sent is not reworked
+    frames = bare_frames(pipe.getvalue())
+    assert frames.startswith(clips.intro.mp3) and frames.endswith(clips.outro.mp3)
+    assert written.timeline.frames == len(frames) // FRAME_BYTES
+    first = json.loads(chapters.read_text(encoding="utf-8"))["chapters"][0]
+    assert first["startTime"] == pytest.approx(clips.intro.seconds, abs=1e-3)
+    assert ffmpeg_errors(pipe.getvalue()) == ""
