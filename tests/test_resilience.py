@@ -516,10 +516,9 @@ def test_fallback_reads_everything_with_the_embedded_voice(
     # Not one frame of edge's audio in it: the whole article was read again by espeak.
     assert [kind for kind, _ in frame_runs(strip_id3v2(out.read_bytes()))].count("tone") == 0
     assert len(edge_standin.requests) >= len(script.segments)  # edge was tried first
-    # The summary speaks of one run's concurrency: the two runs' levels are not added up.
-    settled = re.search(r"concurrency settled at (\d+) \(at most (\d+)\)", err)
-    assert settled, err
-    assert int(settled[2]) == 16 and 1 <= int(settled[1]) <= 16, err
+    # The summary speaks of the last run's concurrency, never the two runs' levels added up:
+    # the embedded voice runs pinned (two segments at a time), so no adaptive level is claimed.
+    assert "concurrency settled" not in err and "at most 32" not in err, err
 
 
 def test_stats_of_an_engine_and_its_fallback_add_counts_not_levels() -> None:
