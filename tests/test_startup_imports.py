@@ -15,7 +15,8 @@ from newsreader.errors import OutputError
 
 HEAVY = (
     "cn2an", "trafilatura", "lxml", "httpx", "charset_normalizer", "fastapi", "uvicorn",
-    "starlette", "feedgen", "feedparser", "edge_tts", "lameenc",
+    "starlette", "feedgen", "feedparser", "edge_tts", "lameenc", "numpy", "scipy", "jieba",
+    "selectolax",
 )  # fmt: skip
 
 

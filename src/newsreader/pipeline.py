@@ -29,14 +29,12 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from newsreader import sources
 from newsreader.audio.assemble import Assembler, RenderedSegment, place
 from newsreader.audio.atomic import atomic_write, temporary_name, written_together
-from newsreader.audio.intro import Clips
-from newsreader.audio.level import Level, LevelMeter, MeasuredSink
 from newsreader.audio.subtitles import write_subtitles
 from newsreader.audio.tags import Tags, write_mp3
 from newsreader.audio.writer import AudioSink, Mp3Writer, PipeWriter
@@ -46,7 +44,7 @@ from newsreader.models import Article, Reading, Script, SegmentAudio, Timeline
 from newsreader.sources.fetch import UrlGuard
 from newsreader.synth import registry
 from newsreader.synth.base import Engine
-from newsreader.synth.cache import LevelCache, SegmentCache
+from newsreader.synth.cache import SegmentCache
 from newsreader.synth.scheduler import (
     Limiter,
     ProgressCallback,
@@ -57,6 +55,10 @@ from newsreader.synth.scheduler import (
 from newsreader.synth.select import EngineChoice, choose_engine, fallback_entry
 from newsreader.text.extract import extract
 from newsreader.text.segment import build_script
+
+if TYPE_CHECKING:  # the loudness modules bring numpy and LAME: imported when audio is made
+    from newsreader.audio.intro import Clips
+    from newsreader.audio.level import Level, LevelMeter, MeasuredSink
 
 
 def load_article(
@@ -301,11 +303,16 @@ def load_clips(settings: Settings) -> Clips:
 
 def level_meter(settings: Settings) -> LevelMeter:
     """A meter for one reading, with the measurements cached beside the segment cache."""
+    from newsreader.audio.level import LevelMeter
+    from newsreader.synth.cache import LevelCache
+
     return LevelMeter(LevelCache(settings.cache_dir if settings.use_cache else None))
 
 
 def measured(writer: AudioSink, settings: Settings, clips: Clips) -> MeasuredSink:
     """``writer`` with a level meter on the way in and the intro in front of the reading."""
+    from newsreader.audio.level import MeasuredSink
+
     return MeasuredSink(writer, level_meter(settings), intro=clips.intro_mp3)
 
 

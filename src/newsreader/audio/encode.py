@@ -8,8 +8,6 @@ linear interpolation falls to 7 dB, so no separate resampling step is needed.
 
 from __future__ import annotations
 
-import lameenc
-
 from newsreader.audio.mp3 import bare_frames
 
 OUTPUT_RATE = 24_000
@@ -37,6 +35,8 @@ def encode_pcm(pcm: bytes, sample_rate: int) -> bytes:
         raise ValueError("16-bit PCM needs an even number of bytes")
     if not 8_000 <= sample_rate <= 48_000:
         raise ValueError(f"unsupported input sample rate {sample_rate} Hz")
+    import lameenc  # here: the CLI starts without LAME when it makes no audio
+
     encoder = lameenc.Encoder()
     encoder.set_in_sample_rate(sample_rate)
     encoder.set_out_sample_rate(OUTPUT_RATE)

@@ -22,7 +22,6 @@ from newsreader.audio.atomic import atomic_write
 from newsreader.audio.encode import OUTPUT_RATE, encode_pcm
 from newsreader.audio.ffmpeg import ffmpeg_exe
 from newsreader.audio.mp3 import bare_frames
-from newsreader.audio.normalize import normalize_pcm
 from newsreader.errors import OutputError, SynthesisError, UsageError
 from newsreader.models import FRAME_BYTES, FRAME_SECONDS
 
@@ -103,6 +102,8 @@ def clip_cache_path(cache_root: Path, key: str) -> Path:
 def make_clip(pcm: bytes, target: float | None) -> Clip:
     """Normalize 24 kHz mono PCM to ``target`` LUFS (``None``: as it is) and encode it."""
     if target is not None:
+        from newsreader.audio.normalize import normalize_pcm  # numpy: only when a clip is made
+
         pcm = normalize_pcm(pcm, OUTPUT_RATE, target)
     return Clip(encode_pcm(pcm, OUTPUT_RATE))
 
