@@ -26,11 +26,15 @@ PY = BIN / "python"
 STAMP = VENV / ".newsreader-stamp"
 EXAMPLE = ROOT / "examples" / "城市书房.txt"
 
-# What the browser tests need from Debian, each with a file that shows it is installed. The font is
+# What the tests need from Debian, each with a file that shows it is installed. The font is
 # checked on its own: a machine may have chromium without any CJK font (screenshots show boxes).
 BROWSER_PACKAGES = {
     "chromium": Path("/usr/bin/chromium"),
     "fonts-wqy-microhei": Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+}
+# The scale-out tests start a real Redis server of their own (one per test session).
+SERVER_PACKAGES = {
+    "redis-server": Path("/usr/bin/redis-server"),
 }
 # Another apt or dpkg process (unattended-upgrades on a new machine) holds the lock for a while;
 # wait for it rather than fail, but not for ever.
@@ -101,8 +105,9 @@ def apt_get(
 def test() -> None:
     ensure_installed()
     # The service's browser tests drive Debian's chromium through Playwright, which cannot
-    # download a browser of its own here; a CJK font makes their screenshots legible.
-    missing = missing_packages(BROWSER_PACKAGES)
+    # download a browser of its own here; a CJK font makes their screenshots legible. The
+    # scale-out tests start Debian's redis-server themselves.
+    missing = missing_packages(BROWSER_PACKAGES | SERVER_PACKAGES)
     if missing and os.name == "posix" and os.geteuid() == 0:
         os.environ.setdefault("DEBIAN_FRONTEND", "noninteractive")
         apt_get("update")
