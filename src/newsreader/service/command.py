@@ -119,6 +119,27 @@ from newsreader.errors import NewsreaderError
     default="",
     help="Comma-separated proxy addresses whose X-Forwarded-For is believed [default: none].",
 )
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="NEWSREADER_REDIS_URL",
+    default=None,
+    help="Scale-out: run as a stateless API node on this Redis, e.g. redis://HOST:6379/0 "
+    "(workers synthesize: newsreader worker) [or set NEWSREADER_REDIS_URL].",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="Where finished readings and the segment cache live: s3://BUCKET/PREFIX "
+    "[default: the --data folder].",
+)
+@click.option(
+    "--s3-endpoint",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="The S3 service's address, e.g. http://127.0.0.1:9000 [default: AWS; or set "
+    "AWS_ENDPOINT_URL]. Credentials come from the usual AWS variables.",
+)
 def serve(
     host: str,
     port: int,
@@ -142,6 +163,9 @@ def serve(
     header_timeout: float,
     body_timeout: float,
     forwarded_allow_ips: str,
+    redis_url: str | None,
+    storage: str | None,
+    s3_endpoint: str | None,
 ) -> None:
     """Run the read-aloud service: page at /, widget at /widget.js, API docs at /docs."""
     import uvicorn
@@ -174,6 +198,9 @@ def serve(
             forwarded_allow_ips=tuple(
                 p.strip() for p in forwarded_allow_ips.split(",") if p.strip()
             ),
+            redis_url=redis_url or None,
+            storage=storage or None,
+            s3_endpoint=s3_endpoint or None,
         )
         ensure_descriptors(max_connections)
         app = create_app(config)

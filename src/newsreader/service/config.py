@@ -73,6 +73,66 @@ def check_public_url(url: str) -> str:
     return cleaned
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(url: str) -> str:
+    """``redis://[:password@]host[:port][/db]``, ``rediss://…`` or ``unix:///path``; no I/O."""
+    cleaned = url.strip()
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        parts = urlsplit("")
+    ok = parts.scheme in REDIS_SCHEMES and (
+        bool(parts.path) if parts.scheme == "unix" else bool(parts.hostname)
+    )
+    if ok and parts.scheme != "unix":
+        db = parts.path.strip("/")
+        ok = not db or db.isdigit()
+    if not ok or any(c.isspace() or not c.isprintable() for c in cleaned):
+        raise UsageError(
+            f"--redis {url!r} is not a Redis URL: use redis://HOST[:PORT][/DB], "
+            "rediss://… (TLS) or unix:///path/to/socket."
+        )
+    return cleaned
+
+
+def check_storage(spec: str) -> str:
+    """``s3://BUCKET[/PREFIX]`` (a bucket name as S3 allows it); no I/O."""
+    cleaned = spec.strip()
+    scheme, sep, rest = cleaned.partition("://")
+    bucket = rest.partition("/")[0]
+    valid_bucket = (
+        3 <= len(bucket) <= 63
+        and all(c.islower() or c.isdigit() or c in ".-" for c in bucket)
+        and bucket[0].isalnum()
+        and bucket[-1].isalnum()
+    )
+    if scheme != "s3" or not sep or not valid_bucket or any(c.isspace() for c in cleaned):
+        raise UsageError(
+            f"--storage {spec!r} is not a storage place: leave it out for the data folder, "
+            "or give s3://BUCKET/PREFIX (a bucket of 3-63 lowercase letters, digits, . or -)."
+        )
+    return cleaned.rstrip("/")
+
+
+def check_s3_endpoint(url: str) -> str:
+    """``http(s)://host[:port][/path]``, without query or fragment; no I/O."""
+    cleaned = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(cleaned)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise UsageError(
+            f"--s3-endpoint {url!r} is not an S3 endpoint: use http(s)://HOST[:PORT], "
+            "e.g. http://127.0.0.1:9000 (or leave it out for AWS)."
+        )
+    return cleaned
+
+
 def default_public_url(host: str, port: int) -> str:
     """The address --host and --port give, for when --public-url is not set."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -142,6 +202,15 @@ class ServiceConfig:
     """Played before each finished reading (not in the live stream)."""
     outro: Path | None = None
     """Played after each finished reading (not in the live stream)."""
+    redis_url: str | None = None
+    """Scale-out mode: reading state, the job queue, live audio and the rate limit live in this
+    Redis; the node is a stateless API (workers synthesize). None: the embedded service."""
+    storage: str | None = None
+    """Where finished readings and the segment cache live: None, the data folder; or
+    ``s3://BUCKET/PREFIX``."""
+    s3_endpoint: str | None = None
+    """The S3 service's address (MinIO, a test server); None: AWS's own. Unused without an
+    ``s3://`` storage."""
 
     def __post_init__(self) -> None:
         check_loudness(self.loudness)
@@ -180,6 +249,12 @@ class ServiceConfig:
         if self.max_chars < 1 or self.max_segments < 1:
             raise UsageError("--max-chars and --max-segments must be at least 1.")
         object.__setattr__(self, "public_url", check_public_url(self.public_url))
+        if self.redis_url is not None:
+            object.__setattr__(self, "redis_url", check_redis_url(self.redis_url))
+        if self.storage is not None:
+            object.__setattr__(self, "storage", check_storage(self.storage))
+        if self.s3_endpoint is not None:
+            object.__setattr__(self, "s3_endpoint", check_s3_endpoint(self.s3_endpoint))
 
     @property
     def segment_cache(self) -> Path:
