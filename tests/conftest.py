@@ -1,4 +1,5 @@
-"""Shared fixtures. The edge stand-in server's fixtures live in tests/standin/fixtures.py."""
+"""Shared fixtures. The edge stand-in server's fixtures live in tests/standin/fixtures.py, the
+Redis server's (``redis_server``, ``redis_url``, ``own_redis_server``) in tests/redisserver.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.standin.fixtures", "tests.webserver"]
+pytest_plugins = ["tests.standin.fixtures", "tests.webserver", "tests.redisserver"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "seed" / "000_3d354300c6d8990c.txt"
