@@ -7,6 +7,8 @@ wrong and what to do.
 
     NewsreaderError
     ├── UsageError            bad option value (rate, voice, concurrency, ...)
+    │   └── ConfigError           the configuration names a place that is wrong or unreachable
+    │       └── RedisUnavailable      the --redis server cannot be reached (or refuses us)
     ├── SourceError           the input cannot be read: missing file, bad scheme, HTTP error,
     │                         timeout, oversize or binary input
     ├── ExtractionError       the input was read but holds no readable article
@@ -43,6 +45,19 @@ class NewsreaderError(Exception):
 class UsageError(NewsreaderError):
     exit_code = 2
     code = "bad_settings"
+
+
+class ConfigError(UsageError):
+    """A setting names something that is malformed or cannot be reached (a Redis URL, a bucket):
+    the node cannot start until the operator fixes it."""
+
+    code = "bad_configuration"
+
+
+class RedisUnavailable(ConfigError):
+    """The Redis server of ``--redis`` refused, did not answer or did not accept the password."""
+
+    code = "redis_unavailable"
 
 
 class SourceError(NewsreaderError):
