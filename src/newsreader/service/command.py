@@ -130,8 +130,8 @@ from newsreader.errors import NewsreaderError
 @click.option(
     "--storage",
     default=None,
-    help="Where finished readings and the segment cache live: s3://BUCKET/PREFIX "
-    "[default: the --data folder].",
+    help="Where finished readings and the segment cache live: a folder (shared by every "
+    "node) or s3://BUCKET/PREFIX [default: the --data folder].",
 )
 @click.option(
     "--s3-endpoint",

@@ -73,48 +73,34 @@ def check_public_url(url: str) -> str:
     return cleaned
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def check_redis_url(url: str) -> str:
-    """``redis://[:password@]host[:port][/db]``, ``rediss://…`` or ``unix:///path``; no I/O."""
-    cleaned = url.strip()
-    try:
-        parts = urlsplit(cleaned)
-        parts.port  # noqa: B018  # raises ValueError for a bad port
-    except ValueError:
-        parts = urlsplit("")
-    ok = parts.scheme in REDIS_SCHEMES and (
-        bool(parts.path) if parts.scheme == "unix" else bool(parts.hostname)
-    )
-    if ok and parts.scheme != "unix":
-        db = parts.path.strip("/")
-        ok = not db or db.isdigit()
-    if not ok or any(c.isspace() or not c.isprintable() for c in cleaned):
-        raise UsageError(
-            f"--redis {url!r} is not a Redis URL: use redis://HOST[:PORT][/DB], "
-            "rediss://… (TLS) or unix:///path/to/socket."
-        )
-    return cleaned
-
-
 def check_storage(spec: str) -> str:
-    """``s3://BUCKET[/PREFIX]`` (a bucket name as S3 allows it); no I/O."""
+    """A folder path (``file://PATH`` too) or ``s3://BUCKET[/PREFIX]``; the form only, no I/O."""
     cleaned = spec.strip()
     scheme, sep, rest = cleaned.partition("://")
-    bucket = rest.partition("/")[0]
-    valid_bucket = (
-        3 <= len(bucket) <= 63
-        and all(c.islower() or c.isdigit() or c in ".-" for c in bucket)
-        and bucket[0].isalnum()
-        and bucket[-1].isalnum()
-    )
-    if scheme != "s3" or not sep or not valid_bucket or any(c.isspace() for c in cleaned):
-        raise UsageError(
-            f"--storage {spec!r} is not a storage place: leave it out for the data folder, "
-            "or give s3://BUCKET/PREFIX (a bucket of 3-63 lowercase letters, digits, . or -)."
+    if not cleaned or any(not c.isprintable() for c in cleaned):
+        problem = "is empty or has a control character in it"
+    elif not sep:
+        return cleaned  # a folder, e.g. one shared between machines
+    elif scheme.lower() == "file":
+        problem = "" if rest.startswith("/") else "needs an absolute path (file:///srv/x)"
+    elif scheme.lower() == "s3":
+        bucket = rest.partition("/")[0]
+        valid = (
+            3 <= len(bucket) <= 63
+            and all(c.islower() or c.isdigit() or c in ".-" for c in bucket)
+            and bucket[0].isalnum()
+            and bucket[-1].isalnum()
+            and not any(c.isspace() for c in rest)
         )
-    return cleaned.rstrip("/")
+        problem = "" if valid else "names no valid bucket (3-63 lowercase letters, digits, . or -)"
+    else:
+        problem = f"has a scheme ({scheme[:20]}://) that is not supported"
+    if problem:
+        raise UsageError(
+            f"--storage {spec[:100]!r} {problem}: leave it out for the data folder, or give a "
+            "folder path or s3://BUCKET/PREFIX."
+        )
+    return cleaned.rstrip("/") if cleaned.lower().startswith("s3://") else cleaned
 
 
 def check_s3_endpoint(url: str) -> str:
@@ -206,8 +192,8 @@ class ServiceConfig:
     """Scale-out mode: reading state, the job queue, live audio and the rate limit live in this
     Redis; the node is a stateless API (workers synthesize). None: the embedded service."""
     storage: str | None = None
-    """Where finished readings and the segment cache live: None, the data folder; or
-    ``s3://BUCKET/PREFIX``."""
+    """Where finished readings and the segment cache live: None, the data folder; a folder
+    (shared between machines); or ``s3://BUCKET/PREFIX`` (``storage.open_storage``)."""
     s3_endpoint: str | None = None
     """The S3 service's address (MinIO, a test server); None: AWS's own. Unused without an
     ``s3://`` storage."""
@@ -250,6 +236,8 @@ class ServiceConfig:
             raise UsageError("--max-chars and --max-segments must be at least 1.")
         object.__setattr__(self, "public_url", check_public_url(self.public_url))
         if self.redis_url is not None:
+            from newsreader.scale.redisurl import check_redis_url
+
             object.__setattr__(self, "redis_url", check_redis_url(self.redis_url))
         if self.storage is not None:
             object.__setattr__(self, "storage", check_storage(self.storage))
