@@ -18,7 +18,9 @@ wrong and what to do.
     │   ├── ServiceChanged        the service answered with something the client does not understand
     │   ├── SegmentsFailed        some segments failed after all retries (names them)
     │   └── TransientError        one attempt failed in a way a retry may fix (``kind`` says how)
-    └── OutputError           the result cannot be written
+    ├── OutputError           the result cannot be written
+    └── StorageError          the shared storage (folder or S3 bucket) cannot be used: folder not
+                              writable, bucket missing, endpoint unreachable, bad credentials
 """
 
 from __future__ import annotations
@@ -128,3 +130,10 @@ class SegmentsFailed(SynthesisError):
 class OutputError(NewsreaderError):
     exit_code = 6
     code = "output_failed"
+
+
+class StorageError(NewsreaderError):
+    """The storage of finished readings and cached segments cannot be used (see ``storage``)."""
+
+    exit_code = 7
+    code = "storage_unavailable"
