@@ -16,7 +16,7 @@ from newsreader.errors import OutputError
 HEAVY = (
     "cn2an", "trafilatura", "lxml", "httpx", "charset_normalizer", "fastapi", "uvicorn",
     "starlette", "feedgen", "feedparser", "edge_tts", "lameenc", "numpy", "scipy", "jieba",
-    "selectolax",
+    "selectolax", "boto3", "botocore",
 )  # fmt: skip
 
 
