@@ -160,6 +160,11 @@ def _unreachable(url: str, error: BaseException, timeout: float) -> str:
             f"{where}: no answer within {timeout:g} s (timeout); check the host, the port and "
             "any firewall between, or use redis:// for a server without TLS."
         )
+    if "closed by server" in str(error):
+        return (
+            f"{where}: it closed the connection without answering; is that port a Redis server "
+            "(one with TLS needs rediss://)?"
+        )
     if isinstance(error, exceptions.InvalidResponse):
         return f"{where}: what answers there does not speak Redis; check the port of --redis."
     if isinstance(error, exceptions.ResponseError):
