@@ -549,6 +549,9 @@ class Scheduler:
                 audio = await self._request(segment, patience)
             except TransientError as exc:
                 self.stats.failures[exc.kind] += 1
+                from newsreader.service import metrics  # here: prometheus_client is not light
+
+                metrics.synthesis_failed("stall" if isinstance(exc, _Stalled) else exc.kind)
                 if isinstance(exc, _Stalled):
                     # silence, not an error: send it again at once, a little more patiently
                     if attempt == settings.retries:
