@@ -16,7 +16,7 @@ from newsreader.errors import OutputError
 HEAVY = (
     "cn2an", "trafilatura", "lxml", "httpx", "charset_normalizer", "fastapi", "uvicorn",
     "starlette", "feedgen", "feedparser", "edge_tts", "lameenc", "numpy", "scipy", "jieba",
-    "selectolax", "boto3", "botocore",
+    "selectolax", "boto3", "botocore", "redis", "saq", "prometheus_client",
 )  # fmt: skip
 
 
