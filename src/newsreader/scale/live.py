@@ -278,8 +278,11 @@ if status and run ~= '' then
   end
 end
 if not status then
+  if run ~= '' then
+    return -1  -- begun, and the keys are gone: the reading was submitted again since
+  end
   -- ended before it began (the article could not be read): waiting followers learn it now
-  run = (run ~= '' and run) or 'ended'
+  run = 'ended'
   redis.call('HSET', KEYS[2], 'run', run, 'takes', 1, 'take_start', '0-0', 'total', 0,
              'done', 0, 'audio_seconds', 0, 'warnings', '[]', 'sentences', '[]')
 else
@@ -354,10 +357,9 @@ class LivePublisher:
         assert outcome in ("begin", "resume", "take")
         return outcome  # type: ignore[return-value]
 
-    def _owned(self, reply: int, action: str) -> None:
-        if reply == -3:
-            raise RuntimeError(f"live reading {self.reading_id}: {action} before begin()")
-        if reply == -1:
+    def _owned(self, reply: int) -> None:
+        # -3: the keys are gone (the reading was submitted again since: a new run will begin)
+        if reply in (-1, -3):
             raise LiveSuperseded(
                 f"live reading {self.reading_id}: another execution replaced this one's take"
             )
@@ -383,7 +385,7 @@ class LivePublisher:
                 args=[self.run, self.take, index, audio, repr(float(seconds)), times],
             )
         )
-        self._owned(reply, "segment()")
+        self._owned(reply)
         if reply == -2:
             raise ValueError(
                 f"live reading {self.reading_id}: segment {index} comes before an earlier one"
@@ -401,7 +403,7 @@ class LivePublisher:
                 args=[self.run, self.take, engine, json.dumps(warning, ensure_ascii=False)],
             )
         )
-        self._owned(reply, "restart()")
+        self._owned(reply)
         if reply > 10:
             self.take = reply - 10
 

@@ -92,14 +92,15 @@ end
 
 _SUBMIT = """
 -- KEYS: row, queued, running, finished, listed, live stream, live progress
--- ARGV: id, request, has source, source, now, audio ('?' | 'yes' | 'no'), finished as seen
+-- ARGV: id, request, has source, source, now, audio ('?' | 'yes' | 'no'),
+--       the finish time the audio answer is about ('*': any, the caller knew it beforehand)
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'queued' or status == 'running' then
   return {0, redis.call('HGETALL', KEYS[1])}
 end
 if status == 'done' then
   local finished = redis.call('HGET', KEYS[1], 'finished') or ''
-  if ARGV[6] == '?' or finished ~= ARGV[7] then
+  if ARGV[6] == '?' or (ARGV[7] ~= '*' and finished ~= ARGV[7]) then
     return {2, finished}
   end
   if ARGV[6] == 'yes' then
@@ -298,7 +299,7 @@ class RedisState:
         keys = [reading_key(reading_id), QUEUED, RUNNING, FINISHED, LISTED, stream, progress]
         text = _encode("request", request)
         audio = ("yes" if audio_exists else "no") if isinstance(audio_exists, bool) else "?"
-        seen = ""
+        seen = "*" if isinstance(audio_exists, bool) else ""
         while True:
             args = [reading_id, text, "0" if source is None else "1", source or "", time.time()]
             reply = await self._submit(keys=keys, args=[*args, audio, seen])
