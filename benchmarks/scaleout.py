@@ -1,0 +1,369 @@
+"""Scale-out benchmark: readings per minute with 1, 2 and 4 workers, and first audio at 32
+listeners in embedded mode (``serve`` alone) and in scale-out mode (an API node and workers).
+
+    python -m benchmarks scaleout            # or: python3 tasks.py bench scaleout
+    python -m benchmarks scaleout --quick    # 1 and 2 workers, 8 listeners: checks it works
+
+Every role is its own process on loopback (``tests/cluster.py``): a real redis-server, API nodes
+(``newsreader serve --redis``), workers (``newsreader worker``), all talking to the local edge
+stand-in (``tests/standin``, in this process) with the latency model of the service benchmark: a
+handshake of ``--handshake`` s, the first audio ``--first-audio`` s after each request, audio at
+``--realtime`` x real time, 5 characters of speech a second. Articles are original filler text,
+different every time, so no segment is ever a cache hit.
+
+- Throughput: ``--readings-per-worker`` x W readings are posted at once to one API node with W
+  workers, each worker with ``--voice-connections`` connections to the voice service and
+  ``--concurrency`` readings at once. Readings per minute = readings / (first POST to the last
+  one done). The stand-in is the bound: a voice connection is busy for the handshake, the first
+  audio and the audio's time at the real-time factor, and W workers have W x N connections; the
+  table gives that bound beside the measure, and the CPU the cluster's processes used, to show
+  that the two shared cores were not the limit.
+- First audio: ``--listeners`` clients each post a different article and follow its
+  ``stream.mp3`` to the end (as ``benchmarks/service.py`` measures: from sending the POST to the
+  first byte of audio), once against ``serve`` alone (its default 8 voice connections) and once
+  against one API node with ``--latency-workers`` workers sharing the same number of voice
+  connections in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # ``tests`` lives in the repository, not in the package
+    sys.path.insert(0, str(ROOT))
+
+_WORDS = [
+    "城市",
+    "社区",
+    "居民",
+    "书房",
+    "图书馆",
+    "阅读",
+    "服务",
+    "志愿者",
+    "活动",
+    "孩子",
+    "老人",
+    "周末",
+    "文化",
+    "公园",
+    "街道",
+    "讲座",
+    "展览",
+    "政府",
+    "部门",
+    "工作",
+    "发展",
+    "建设",
+    "项目",
+    "企业",
+    "群众",
+    "生活",
+    "环境",
+    "交通",
+    "教育",
+    "医疗",
+    "科技",
+    "创新",
+    "合作",
+    "交流",
+    "经验",
+]
+SPEECH_CHARS_PER_SECOND = 5.0
+"""The stand-in's default: 0.2 s of speech per character."""
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def make_article(number: int, paragraphs: int, characters: int) -> str:
+    """A headline and ``paragraphs`` paragraphs of filler Chinese, different for every number."""
+    rng = random.Random(f"scaleout:{number}")
+    lines = [f"第{number}篇 " + "".join(rng.choice(_WORDS) for _ in range(4))]
+    for _ in range(paragraphs):
+        paragraph = ""
+        while len(paragraph) < characters / paragraphs:
+            clause = "".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 6)))
+            more = "".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 7)))
+            paragraph += f"{clause}，{more}。"
+        lines.append(paragraph)
+    return "\n\n".join(lines)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU of the processes so far (from /proc; 0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+@dataclass
+class Throughput:
+    workers: int
+    readings: int
+    wall: float
+    bound: float
+    """Readings per minute the stand-in allows the workers' voice connections."""
+    cpu: float
+    """CPU seconds of every process (the cluster's and this one's, with the stand-in)."""
+
+    @property
+    def per_minute(self) -> float:
+        return self.readings / self.wall * 60
+
+
+@dataclass
+class FirstAudio:
+    mode: str
+    readings: int
+    median: float
+    p95: float
+    wall: float
+
+
+async def post(client: httpx.AsyncClient, base: str, text: str) -> str:
+    response = await client.post(f"{base}/api/readings", json={"text": text})
+    response.raise_for_status()
+    reading: str = response.json()["id"]
+    return reading
+
+
+async def wait_done(client: httpx.AsyncClient, base: str, readings: Sequence[str]) -> None:
+    """Until every reading is done (the queue's counts first: cheap to ask at every turn)."""
+    while True:
+        health = (await client.get(f"{base}/healthz")).json()
+        if not health.get("queued") and not health.get("running"):
+            break
+        await asyncio.sleep(0.1)
+    for reading in readings:
+        while True:
+            row = (await client.get(f"{base}/api/readings/{reading}")).json()
+            if row["status"] == "done":
+                break
+            if row["status"] == "failed":
+                raise RuntimeError(f"reading {reading} failed: {row['error']}")
+            await asyncio.sleep(0.1)
+
+
+async def throughput_level(base: str, texts: Sequence[str], warm: Sequence[str]) -> float:
+    """Post ``warm`` and wait (every process has imported what it needs), then post ``texts``
+    at once; seconds from the first POST to the last reading done."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        await wait_done(client, base, await asyncio.gather(*(post(client, base, t) for t in warm)))
+        started = time.monotonic()
+        readings = await asyncio.gather(*(post(client, base, t) for t in texts))
+        await wait_done(client, base, readings)
+        return time.monotonic() - started
+
+
+async def listen(client: httpx.AsyncClient, base: str, text: str) -> float:
+    """Seconds from sending the POST to the first byte of audio of ``stream.mp3``; reads it to
+    its end (a stream asked before its reading runs is asked again)."""
+    start = time.monotonic()
+    stream = f"{base}/api/readings/{await post(client, base, text)}/stream.mp3"
+    first: float | None = None
+    while first is None:
+        async with client.stream("GET", stream) as response:
+            if response.status_code == 409:
+                await asyncio.sleep(0.02)
+                continue
+            response.raise_for_status()
+            async for _chunk in response.aiter_raw():
+                if first is None:
+                    first = time.monotonic() - start
+            if first is None:
+                raise RuntimeError(f"{stream} ended without audio")
+    return first
+
+
+async def first_audio_level(
+    base: str, texts: Sequence[str], warm: Sequence[str], mode: str
+) -> FirstAudio:
+    limits = httpx.Limits(max_connections=4 * len(texts), max_keepalive_connections=4 * len(texts))
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        await asyncio.gather(*(listen(client, base, t) for t in warm))
+        started = time.monotonic()
+        firsts = sorted(await asyncio.gather(*(listen(client, base, t) for t in texts)))
+        wall = time.monotonic() - started
+    return FirstAudio(
+        mode,
+        len(firsts),
+        statistics.median(firsts),
+        firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))],
+        wall,
+    )
+
+
+def occupancy(text: str, args: argparse.Namespace) -> float:
+    """Connection-seconds the stand-in needs for a text's segments (title and paragraphs)."""
+    total = 0.0
+    for block in text.split("\n\n"):
+        speech = len(block) / SPEECH_CHARS_PER_SECOND
+        total += args.handshake + args.first_audio + speech / args.realtime
+    return total
+
+
+def main(argv: list[str]) -> None:
+    from tests.cluster import Cluster
+    from tests.redisserver import RedisServer
+    from tests.standin.server import EdgeStandin
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks scaleout")
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
+    parser.add_argument("--voice-connections", type=int, default=4, help="per worker")
+    parser.add_argument("--concurrency", type=int, default=4, help="readings per worker at once")
+    parser.add_argument("--readings-per-worker", type=int, default=24)
+    parser.add_argument("--paragraphs", type=int, default=2)
+    parser.add_argument("--characters", type=int, default=120, help="per article")
+    parser.add_argument("--listeners", type=int, default=32)
+    parser.add_argument("--latency-workers", type=int, default=2)
+    parser.add_argument("--latency-paragraphs", type=int, default=3)
+    parser.add_argument("--latency-characters", type=int, default=150)
+    parser.add_argument("--handshake", type=float, default=0.15, help="seconds")
+    parser.add_argument("--first-audio", type=float, default=0.4, help="seconds")
+    parser.add_argument("--realtime", type=float, default=4.0, help="x real time")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 8 listeners")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.workers, args.readings_per_worker, args.listeners = "1,2", 6, 8
+        args.characters, args.latency_characters, args.realtime = 60, 60, 8.0
+    levels = [int(n) for n in args.workers.split(",")]
+    numbers = iter(range(1, 10**6))
+    shared = ["--engine", "edge", "--loudness", "off"]
+    api_options = [*shared, "--rate-limit", "0", "--jobs-per-client", "64"]
+    worker_options = [
+        *shared,
+        *("--voice-connections", str(args.voice_connections)),
+        *("--concurrency", str(args.concurrency)),
+    ]
+
+    def articles(count: int, paragraphs: int, characters: int) -> list[str]:
+        return [make_article(next(numbers), paragraphs, characters) for _ in range(count)]
+
+    throughput: list[Throughput] = []
+    latency: list[FirstAudio] = []
+    with (
+        RedisServer() as redis,
+        EdgeStandin(
+            handshake_latency=args.handshake,
+            first_audio_latency=args.first_audio,
+            realtime_multiple=args.realtime,
+        ) as edge,
+        tempfile.TemporaryDirectory(prefix="newsreader-scaleout-") as folder,
+    ):
+        for workers in levels:
+            redis.flush()
+            texts = articles(args.readings_per_worker * workers, args.paragraphs, args.characters)
+            warm = articles(workers * args.concurrency, 1, 10)
+            with Cluster(
+                Path(folder) / f"throughput{workers}",
+                redis.url,
+                edge,
+                api_options=api_options,
+                worker_options=worker_options,
+            ) as cluster:
+                api = cluster.api()
+                for _ in range(workers):
+                    cluster.worker(ready=False)
+                cluster.wait(lambda n=workers: cluster.live_workers() >= n, f"{workers} workers")
+                pids = [node.pid for node in cluster.nodes]
+                before = cpu_seconds(pids) + time.process_time()
+                wall = asyncio.run(throughput_level(api.base, texts, warm))
+                cpu = cpu_seconds(pids) + time.process_time() - before
+            per_reading = statistics.mean(occupancy(t, args) for t in texts)
+            bound = workers * args.voice_connections / per_reading * 60
+            throughput.append(Throughput(workers, len(texts), wall, bound, cpu))
+            print(
+                f"  {workers} workers: {len(texts)} readings in {wall:.1f} s, CPU {cpu:.1f} s",
+                file=sys.stderr,
+            )
+
+        total_connections = args.latency_workers * args.voice_connections
+        for mode in ("embedded", "scale-out"):
+            redis.flush()
+            texts = articles(args.listeners, args.latency_paragraphs, args.latency_characters)
+            with Cluster(
+                Path(folder) / mode,
+                redis.url,
+                edge,
+                api_options=api_options,
+                worker_options=[
+                    *shared,
+                    *("--voice-connections", str(args.voice_connections)),
+                    *("--concurrency", str(-(-args.listeners // args.latency_workers))),
+                ],
+            ) as cluster:
+                if mode == "embedded":
+                    api = cluster.embedded("--voice-connections", str(total_connections))
+                    warm = articles(1, 1, 10)
+                else:
+                    api = cluster.api()
+                    for _ in range(args.latency_workers):
+                        cluster.worker(ready=False)
+                    cluster.wait(
+                        lambda: cluster.live_workers() >= args.latency_workers, "the workers"
+                    )
+                    warm = articles(2 * args.latency_workers, 1, 10)
+                latency.append(asyncio.run(first_audio_level(api.base, texts, warm, mode)))
+            print(
+                f"  {mode}: {args.listeners} listeners in {latency[-1].wall:.1f} s", file=sys.stderr
+            )
+
+    print_tables(throughput, latency, args)
+
+
+def print_tables(
+    throughput: Sequence[Throughput], latency: Sequence[FirstAudio], args: argparse.Namespace
+) -> None:
+    cores = os.cpu_count() or 1
+    base = throughput[0].per_minute / throughput[0].workers if throughput else 0.0
+    print(
+        "| workers | readings | wall | readings per minute | × one worker | stand-in bound | CPU |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in throughput:
+        busy = row.cpu / (row.wall * cores) * 100
+        print(
+            f"| {row.workers} | {row.readings} | {row.wall:.1f} s | {row.per_minute:.1f} "
+            f"| {row.per_minute / base:.2f}× | {row.bound:.1f} | {row.cpu:.1f} s ({busy:.0f}%) |"
+        )
+    print()
+    print("| mode | listeners | first audio, median | first audio, p95 | wall |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for level in latency:
+        print(
+            f"| {level.mode} | {level.readings} | {level.median:.2f} s | {level.p95:.2f} s "
+            f"| {level.wall:.1f} s |"
+        )
+    print()
+    print(
+        f"Stand-in: handshake {args.handshake:g} s, first audio {args.first_audio:g} s after each "
+        f"request, audio at {args.realtime:g}x real time. Throughput: {args.readings_per_worker} "
+        f"readings per worker of {args.paragraphs} paragraphs, about {args.characters} "
+        f"characters, posted at once; each worker {args.voice_connections} voice connections, "
+        f"{args.concurrency} readings at once; the bound is W x {args.voice_connections} "
+        "connections over the connection-seconds a reading needs; CPU is every process's user + "
+        f"system time (% of {cores} cores over the wall time). First audio: articles of "
+        f"{args.latency_paragraphs} paragraphs, about {args.latency_characters} characters; "
+        f"embedded: serve with {args.latency_workers * args.voice_connections} voice connections; "
+        f"scale-out: 1 API node and {args.latency_workers} workers of {args.voice_connections}. "
+        f"{platform.machine()}, {cores} cores, Python {platform.python_version()}."
+    )
