@@ -87,12 +87,11 @@ def test_address_names_host_and_port() -> None:
 
 
 def test_connect_answers_ping(redis_url: str) -> None:
-    async def run() -> bytes | None:
+    async def run() -> bytes | str | None:
         client = await connect(redis_url)
         try:
             await client.set("newsreader:probe", "1")
-            value: bytes | None = await client.get("newsreader:probe")
-            return value
+            return await client.get("newsreader:probe")
         finally:
             await client.aclose()
 
