@@ -6,7 +6,8 @@ arrive; any number of listeners follow that file from the start as it grows. Mem
 however long the reading: only one chunk per listener is held at a time. When the reading ends
 the spill file is removed (listeners already reading keep their open handle); a listener who
 comes later is given the finished file instead. A finished reading is served from its file with
-``Range`` (one range), ``ETag``, ``If-None-Match`` and ``Content-Length``.
+``Range`` (one range), ``ETag``, ``If-None-Match`` and ``Content-Length``; ``storage_response``
+does the same for an object of a ``Storage`` (a local file, or proxied from S3).
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from newsreader.errors import StorageError
 from newsreader.service.errors import ApiError
 from newsreader.service.head import HEAD_MARK
+
+if TYPE_CHECKING:
+    from newsreader.storage import Storage
+
+T = TypeVar("T")
 
 log = logging.getLogger("newsreader.service")
 
@@ -133,14 +140,19 @@ def _is_head(request: Request) -> bool:
     return request.method == "HEAD" or bool(request.scope.get(HEAD_MARK))
 
 
-def live_response(request: Request, live: LiveAudio) -> Response:
-    """Progressive MP3: no length (it is not known yet), no caching, no proxy buffering."""
+def live_response(
+    request: Request, live: LiveAudio | Callable[[], AsyncIterator[bytes]]
+) -> Response:
+    """Progressive MP3: no length (it is not known yet), no caching, no proxy buffering.
+
+    ``live``: the reading's ``LiveAudio``, or what makes its bytes (a cluster's Redis Stream)."""
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Accept-Ranges": "none"}
     if _is_head(request):
         response = Response(media_type="audio/mpeg", headers=headers)
         del response.headers["content-length"]  # the length is not known, as for GET
         return response
-    return StreamingResponse(live.follow(), media_type="audio/mpeg", headers=headers)
+    body = live.follow() if isinstance(live, LiveAudio) else live()
+    return StreamingResponse(body, media_type="audio/mpeg", headers=headers)
 
 
 def _number(digits: str) -> int:
@@ -194,16 +206,11 @@ async def _read(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def file_response(
-    request: Request, path: Path, *, etag: str, media_type: str, filename: str | None = None
-) -> Response:
-    """A finished file with ``ETag``, ``Content-Length`` and single-range ``Range`` support."""
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise ApiError(
-            404, "audio_missing", "the reading's file is gone from the server: submit it again."
-        ) from None
+def _answer(
+    request: Request, size: int, etag: str, filename: str | None
+) -> tuple[int, dict[str, str], int, int] | Response:
+    """Status, headers and byte span (end exclusive) for a finished object of ``size`` bytes, or
+    the 304 response; ``ApiError`` 416 for a range that does not fit."""
     quoted = f'"{etag}"'
     headers = {
         "ETag": quoted,
@@ -221,13 +228,103 @@ def file_response(
         start, end = _byte_range(range_header, size)
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         headers["Content-Length"] = str(end - start)
-        status = 206
-    else:
-        start, end = 0, size
-        headers["Content-Length"] = str(size)
-        status = 200
+        return 206, headers, start, end
+    headers["Content-Length"] = str(size)
+    return 200, headers, 0, size
+
+
+def _missing() -> ApiError:
+    return ApiError(
+        404, "audio_missing", "the reading's file is gone from the server: submit it again."
+    )
+
+
+def file_response(
+    request: Request, path: Path, *, etag: str, media_type: str, filename: str | None = None
+) -> Response:
+    """A finished file with ``ETag``, ``Content-Length`` and single-range ``Range`` support."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise _missing() from None
+    answer = _answer(request, size, etag, filename)
+    if isinstance(answer, Response):
+        return answer
+    status, headers, start, end = answer
     if _is_head(request):
         return Response(status_code=status, headers=headers, media_type=media_type)
     return StreamingResponse(
         _read(path, start, end), status_code=status, headers=headers, media_type=media_type
     )
+
+
+async def storage_response(
+    request: Request,
+    storage: Storage,
+    key: str,
+    media_type: str,
+    *,
+    etag: str | None = None,
+    filename: str | None = None,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> Response:
+    """The object ``key`` of ``storage``, as ``file_response`` serves a file: ``ETag``,
+    ``If-None-Match`` (304, ``*``), one ``Range`` (206/416), ``HEAD``.
+
+    ``etag`` is the tag to send (e.g. the one recorded for the reading); by default the
+    object's own. A local file (directory backend) goes through ``file_response``; an object in
+    S3 is proxied, fetched by ranged GETs chunk by chunk while the client reads (never a
+    redirect: the page's CSP allows media only from 'self'). The storage's blocking calls run
+    in threads (``limiter``: anyio's default one if None). A missing object is 404
+    ``audio_missing``; a storage that cannot be reached is 503 ``storage_unavailable``.
+    """
+
+    async def blocking(function: Callable[..., T], *args: object) -> T:
+        try:
+            return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+        except StorageError as error:
+            raise ApiError(503, error.code, error.message) from None
+
+    path = await blocking(storage.local_path, key)
+    if path is not None and etag is not None:
+        return file_response(request, path, etag=etag, media_type=media_type, filename=filename)
+    found = await blocking(storage.stat, key)
+    if found is None:
+        raise _missing()
+    if path is not None:
+        return file_response(
+            request, path, etag=found.etag, media_type=media_type, filename=filename
+        )
+    answer = _answer(request, found.size, etag or found.etag, filename)
+    if isinstance(answer, Response):
+        return answer
+    status, headers, start, end = answer
+    if _is_head(request) or start >= end:
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    chunks = await blocking(storage.read_range, key, start, end - 1)
+    return StreamingResponse(
+        _pull(chunks, key, limiter), status_code=status, headers=headers, media_type=media_type
+    )
+
+
+async def _pull(
+    chunks: Iterator[bytes], key: str, limiter: anyio.CapacityLimiter | None
+) -> AsyncIterator[bytes]:
+    """The chunks of a blocking iterator, each fetched in a thread; closed at the end, also
+    when the client goes away. A storage failure mid-way ends the body early (logged): the
+    client sees fewer bytes than the ``Content-Length`` it was promised."""
+    try:
+        while True:
+            try:
+                chunk = await anyio.to_thread.run_sync(next, chunks, None, limiter=limiter)
+            except StorageError as error:
+                log.warning("serving %s stopped: %s", key, error.message)
+                return
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close, limiter=limiter)

@@ -697,7 +697,7 @@ class Scheduler:
         return audio
 
     async def _one(self, segment: Segment, key: str) -> tuple[SegmentAudio, bool]:
-        cached = self.cache.get(key, segment)
+        cached = await self.cache.aget(key, segment)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached, True
@@ -707,7 +707,7 @@ class Scheduler:
                 f"engine {self.engine.name} returned {len(audio.sentences)} sentence timings "
                 f"for {len(segment.sentences)} sentences"
             )
-        self.cache.put(key, audio)
+        await self.cache.aput(key, audio)
         return audio, False
 
     async def run(
@@ -753,7 +753,7 @@ class Scheduler:
             self.stats.adaptive_limit = limiter.limit if limiter.adaptive else 0
         if failed:
             raise SegmentsFailed(
-                describe_failures(script, failed, cached=self.cache.root is not None),
+                describe_failures(script, failed, cached=self.cache.enabled),
                 tuple(sorted(failed)),
                 {index: error.kind for index, error in failed.items()},
             )
