@@ -124,29 +124,55 @@ def test_a_name_that_does_not_resolve_is_dns() -> None:
     assert "does not resolve (DNS)" in message
 
 
+class RawServer:
+    """Accepts connections on 127.0.0.1; answers each with ``reply`` once, or never (None)."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn = self.listener.accept()[0]
+            except TimeoutError:
+                continue
+            self.accepted.append(conn)
+            if self.reply is not None:
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for conn in self.accepted:
+            conn.close()
+        self.listener.close()
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers (a half-open server)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
+    server = RawServer(None)
+    yield server.port
+    server.close()
 
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    listener.close()
+def test_a_port_that_answers_in_another_protocol_is_named() -> None:
+    server = RawServer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    try:
+        message, _ = _unavailable(f"redis://127.0.0.1:{server.port}/0", timeout=1.0)
+    finally:
+        server.close()
+    assert message == (
+        f"cannot use Redis at 127.0.0.1:{server.port}: what answers there does not speak Redis; "
+        "check the port of --redis."
+    )
 
 
 def test_a_server_that_never_answers_times_out_in_time(silent_port: int) -> None:
