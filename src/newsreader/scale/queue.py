@@ -1,0 +1,93 @@
+"""The job queue of scale-out mode (saq on Redis): API nodes enqueue readings, workers take them.
+
+One queue, ``newsreader`` (saq keeps it under ``saq:newsreader:…``), one job function
+(``JOB_FUNCTION``) whose only argument is the reading's id; the reading itself (its request) is
+in the cluster state (``scale.state``). The job's key is the reading id, so one reading is one
+job however many nodes submit it at once.
+
+Re-delivery: a job must send a heartbeat (``await job.update()``) at least every ``HEARTBEAT``
+seconds; a worker's sweep (every few seconds, on any worker) hands a job whose heartbeat lapsed
+(its worker died or stalled) to the queue again, up to ``RETRIES`` runs in all. A job is not
+cut short by its length: ``TIMEOUT`` is far beyond the longest reading ``--max-chars`` allows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from saq.queue.redis import RedisQueue
+
+QUEUE_NAME = "newsreader"
+JOB_FUNCTION = "make_reading"
+"""The name workers register the job function under; its keyword argument is ``reading_id``."""
+HEARTBEAT = 5
+"""Seconds a running job may go without a heartbeat before it is handed to another worker."""
+TIMEOUT = 4 * 3600
+"""Seconds one run of a job may take at most (a reading of 80 minutes with a slow voice)."""
+RETRIES = 4
+"""Runs of a job at most: the first and three more after a lost worker or a shutdown."""
+RETRY_DELAY = 1.0
+"""Seconds before the first retry; each later one waits up to twice as long (with jitter)."""
+RETRY_BACKOFF = 30.0
+"""The longest wait before a retry, seconds."""
+KEEP_FINISHED = 600
+"""Seconds saq keeps a finished job's record (the reading's state is kept elsewhere)."""
+
+
+def make_queue(redis: str | Redis) -> RedisQueue:
+    """The queue on ``redis``: a client (e.g. from ``scale.redisurl.connect``, which checked the
+    server answers; it must not decode responses) or a URL (not contacted here).
+
+    ``await queue.disconnect()`` closes the client too: share it only with code that stops
+    with the queue."""
+    from redis.asyncio import Redis
+    from saq.queue.redis import RedisQueue
+
+    client = Redis.from_url(redis) if isinstance(redis, str) else redis
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        raise ValueError("the job queue needs a Redis client without decode_responses")
+    return RedisQueue(client, name=QUEUE_NAME)
+
+
+async def enqueue(queue: RedisQueue, reading_id: str) -> bool:
+    """Queue the job that makes ``reading_id``; False if that reading's job is queued or running
+    already (on any node), or was swept moments ago and is being handed back."""
+    job = await queue.enqueue(
+        JOB_FUNCTION,
+        key=reading_id,
+        reading_id=reading_id,
+        timeout=TIMEOUT,
+        heartbeat=HEARTBEAT,
+        retries=RETRIES,
+        retry_delay=RETRY_DELAY,
+        retry_backoff=RETRY_BACKOFF,
+        ttl=KEEP_FINISHED,
+    )
+    return job is not None
+
+
+async def queue_depth(queue: RedisQueue) -> int:
+    """Jobs waiting for a worker: queued, or waiting out a retry's delay (not those running)."""
+    waiting = await queue.count("incomplete") - await queue.count("active")
+    return max(waiting, 0)
+
+
+async def live_workers(queue: RedisQueue) -> int:
+    """Workers that reported in within their last few seconds (``WORKER_INFO`` + 1)."""
+    info = await queue.info()
+    return len(info["workers"])
+
+
+__all__ = [
+    "HEARTBEAT",
+    "JOB_FUNCTION",
+    "QUEUE_NAME",
+    "RETRIES",
+    "TIMEOUT",
+    "enqueue",
+    "live_workers",
+    "make_queue",
+    "queue_depth",
+]
