@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -231,8 +231,9 @@ def test_rows_match_the_embedded_job_table(redis_url: str, tmp_path: Path) -> No
     in_sqlite = store.get("r")
     store.close()
     assert in_redis is not None and in_sqlite is not None
-    times = {"created": 0.0, "updated": 0.0}
-    assert dataclasses.replace(in_redis, **times) == dataclasses.replace(in_sqlite, **times)
+    assert dataclasses.replace(in_redis, created=0.0, updated=0.0) == dataclasses.replace(
+        in_sqlite, created=0.0, updated=0.0
+    )
     assert in_redis.finished == 1.0e9 and isinstance(in_redis.bytes, int)
 
 
@@ -309,7 +310,7 @@ def test_a_client_that_decodes_responses_reads_the_same_rows(redis_url: str) -> 
 def test_the_row_lives_under_the_shared_prefix(redis_url: str) -> None:
     async def scenario(a: RedisState, _b: RedisState) -> list[bytes]:
         await a.submit("r", REQUEST, SOURCE, audio_exists=False)
-        return sorted(await a.redis.keys("*"))
+        return sorted(cast(list[bytes], await a.redis.keys("*")))
 
     keys = run(redis_url, scenario)
     assert reading_key("r").encode() in keys
