@@ -143,3 +143,19 @@ def test_negative_settings_are_refused(redis_url: str) -> None:
             RedisRateLimiter(one, -1, 5)
 
     with_nodes(redis_url, body)
+
+
+def test_the_limit_carries_on_after_redis_restarts(own_redis_server: RedisServer) -> None:
+    async def body() -> list[float | None]:
+        client = await connect(own_redis_server.url)
+        try:
+            limiter = RedisRateLimiter(client, 60, 1)
+            first = await limiter.take("c")
+            own_redis_server.restart()  # connections dead, the script cache and buckets gone
+            return [first, await limiter.take("c"), await limiter.take("c")]
+        finally:
+            await client.aclose()
+
+    first, again, refused = asyncio.run(body())
+    assert first is None and again is None  # a fresh, full bucket
+    assert refused is not None and 0.9 < refused <= 1.0

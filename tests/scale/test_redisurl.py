@@ -229,3 +229,24 @@ def test_a_missing_socket_is_named(tmp_path: Path) -> None:
 def test_a_free_port_is_refused() -> None:
     message, _ = _unavailable(f"redis://127.0.0.1:{free_port()}/0")
     assert "connection refused" in message
+
+
+def test_a_client_carries_on_after_redis_restarts(own_redis_server: RedisServer) -> None:
+    async def run() -> list[object]:
+        client = await connect(own_redis_server.url)
+        try:
+            await client.set("newsreader:probe", "1")
+            own_redis_server.restart()  # every pooled connection is now dead
+            answers: list[object] = [await client.ping(), await client.get("newsreader:probe")]
+            own_redis_server.stop()
+            try:
+                await client.ping()
+            except Exception as error:  # down for good: it says so, and soon
+                answers.append(type(error).__name__)
+            return answers
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    assert asyncio.run(run()) == [True, None, "ConnectionError"]
+    assert time.monotonic() - started < 5

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_PORT = 6379
+RETRIES = 3
+"""A command that meets a closed connection (Redis restarted, a proxy timed it out) is sent
+again on a new one this many times, with a jittered back-off from 50 ms up to 1 s."""
 FORM = "a redis://HOST:PORT/DB URL (rediss:// for TLS, unix:///path/to/socket for a socket)"
 
 
@@ -109,15 +112,25 @@ def address(url: str) -> str:
 async def connect(url: str, *, timeout: float = 3.0, decode_responses: bool = False) -> Redis:
     """A client for ``url`` that has answered PING within ``timeout`` seconds.
 
+    The client reconnects by itself: a command that meets a dead connection is sent again on a
+    new one (``RETRIES`` times), so a Redis restart costs callers nothing but the wait.
+
     Raises ``ConfigError`` for a malformed URL and ``RedisUnavailable`` (one line naming
     host:port, why, and what to do) when the server refuses, cannot be resolved, does not answer
     in time, wants a (different) password or does not speak Redis.
     """
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
 
     cleaned = check_redis_url(url)
     client: Redis = Redis.from_url(
-        cleaned, socket_connect_timeout=timeout, decode_responses=decode_responses
+        cleaned,
+        socket_connect_timeout=timeout,
+        decode_responses=decode_responses,
+        # a URL's client has no retry of its own: after Redis restarts, every pooled
+        # connection would fail its next command once
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES),
     )
     try:
         async with asyncio.timeout(timeout):
