@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -159,3 +161,26 @@ def test_the_limit_carries_on_after_redis_restarts(own_redis_server: RedisServer
     first, again, refused = asyncio.run(body())
     assert first is None and again is None  # a fresh, full bucket
     assert refused is not None and 0.9 < refused <= 1.0
+
+
+def test_a_hung_redis_is_one_line_in_time(own_redis_server: RedisServer) -> None:
+    process = own_redis_server.process
+    assert process is not None
+
+    async def body() -> None:
+        client = await connect(own_redis_server.url)
+        limiter = RedisRateLimiter(client, 60, 5, timeout=0.5)
+        assert await limiter.take("c") is None
+        os.kill(process.pid, signal.SIGSTOP)  # alive, connections open, answers nothing
+        try:
+            await limiter.take("c")
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+            await client.aclose()
+
+    started = time.monotonic()
+    with pytest.raises(
+        RedisUnavailable, match=r"^cannot check the rate limit: Redis does not answer \(no answer"
+    ):
+        asyncio.run(asyncio.wait_for(body(), 5))  # a limiter without a bound fails here
+    assert time.monotonic() - started < 3

@@ -11,6 +11,7 @@ full one, so Redis keeps only the clients that used it lately.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from newsreader.errors import RedisUnavailable
@@ -59,10 +60,13 @@ class RedisRateLimiter:
     ``per_minute`` 0 turns the limit off (Redis is not asked).
     """
 
-    def __init__(self, redis: Redis, per_minute: int, burst: int) -> None:
+    def __init__(self, redis: Redis, per_minute: int, burst: int, *, timeout: float = 2.0) -> None:
         if per_minute < 0 or burst < 0:
             raise ValueError("per_minute and burst must not be negative")
         self.redis = redis
+        self.timeout = timeout
+        """Seconds Redis gets to answer a ``take`` (a stopped or hung server must not hold every
+        request)."""
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self._script: AsyncScript | None = None
@@ -70,21 +74,23 @@ class RedisRateLimiter:
     async def take(self, client: str) -> float | None:
         """None if ``client`` may go ahead (one token taken), else seconds until it may.
 
-        Raises ``RedisUnavailable`` when Redis cannot be reached.
+        Raises ``RedisUnavailable`` when Redis cannot be reached or does not answer in time.
         """
         if self.rate <= 0:
             return None
-        from redis.exceptions import ConnectionError, TimeoutError
+        from redis import exceptions
 
         if self._script is None:
             self._script = self.redis.register_script(TAKE)
         try:
-            wait = await self._script(
-                keys=[KEY_PREFIX + client], args=[repr(self.rate), repr(self.burst)]
-            )
-        except (ConnectionError, TimeoutError) as error:
+            async with asyncio.timeout(self.timeout):
+                wait = await self._script(
+                    keys=[KEY_PREFIX + client], args=[repr(self.rate), repr(self.burst)]
+                )
+        except (exceptions.ConnectionError, exceptions.TimeoutError, TimeoutError) as error:
+            why = str(error) or f"no answer within {self.timeout:g} s"
             raise RedisUnavailable(
-                f"cannot check the rate limit: Redis does not answer ({error}); "
+                f"cannot check the rate limit: Redis does not answer ({why}); "
                 "check that redis-server is running."
             ) from None
         if wait is None:
