@@ -70,6 +70,7 @@ class MotoServer:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
+        self._client: Any = None
 
     @property
     def endpoint(self) -> str:
@@ -121,16 +122,23 @@ class MotoServer:
                 self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+        self._client = None
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None
 
+    def client(self) -> Any:
+        """A client for this server (made once)."""
+        if self._client is None:
+            self._client = s3_client(self.endpoint)
+        return self._client
+
     def create_bucket(self, name: str) -> None:
-        s3_client(self.endpoint).create_bucket(Bucket=name)
+        self.client().create_bucket(Bucket=name)
 
     def remove_bucket(self, name: str) -> None:
         """Remove the bucket with every object and unfinished upload in it."""
-        client = s3_client(self.endpoint)
+        client = self.client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
             for item in page.get("Contents", []):
                 client.delete_object(Bucket=name, Key=item["Key"])
@@ -171,7 +179,7 @@ class S3Bucket:
         return f"s3://{self.name}"
 
     def client(self) -> Any:
-        return s3_client(self.endpoint)
+        return self.server.client()
 
 
 @pytest.fixture(scope="session")
@@ -191,6 +199,7 @@ def s3_bucket(s3_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
     # No shared config or credentials file of the machine's user leaks in.
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     name = f"test-{secrets.token_hex(6)}"
     s3_server.create_bucket(name)
     yield S3Bucket(s3_server, name)

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -50,6 +51,10 @@ _BAD_CREDENTIALS = {
     "AuthorizationHeaderMalformed",
 }
 _DENIED = {"403", "AccessDenied", "AllAccessDisabled"}
+
+_LOADER: Any = None
+"""botocore's loader of service descriptions, shared: S3's is read from disk once."""
+_LOADER_LOCK = threading.Lock()
 
 
 def parse_s3_spec(spec: str) -> tuple[str, str]:
@@ -92,6 +97,7 @@ class S3Storage:
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None) -> None:
         import boto3
+        import botocore.session
         from botocore.config import Config
 
         self.bucket = bucket
@@ -109,7 +115,14 @@ class S3Storage:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        session = boto3.session.Session()
+        global _LOADER
+        with _LOADER_LOCK:
+            core = botocore.session.get_session()
+            if _LOADER is None:
+                _LOADER = core.get_component("data_loader")
+            core.register_component("data_loader", _LOADER)
+        # A session of its own (credentials are looked up afresh), the service model loaded once.
+        session = boto3.session.Session(botocore_session=core)
         self._client: Any = session.client("s3", endpoint_url=endpoint, config=config)
 
     def __repr__(self) -> str:
