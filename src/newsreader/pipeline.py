@@ -157,6 +157,7 @@ class RenderStream:
         choice: EngineChoice | None = None,
         limiter: Limiter | None = None,
         on_ready: ProgressCallback | None = None,
+        cache: SegmentCache | None = None,
     ) -> None:
         self.script = script
         self.settings = settings
@@ -167,7 +168,8 @@ class RenderStream:
         """The engine whose segments are coming (None until it is chosen)."""
         self.warnings: list[str] = []
         self._schedulers: list[Scheduler] = []
-        self._cache = SegmentCache(settings.cache_dir if settings.use_cache else None)
+        self._cache = cache or SegmentCache(settings.cache_dir if settings.use_cache else None)
+        """``cache``: another segment cache than ``settings``' folder (e.g. a shared store)."""
 
     @property
     def stats(self) -> RunStats:
