@@ -242,11 +242,29 @@ def test_an_embedded_engine_is_given_two_segments_at_a_time() -> None:
 def test_work_order_keeps_the_head_and_goes_longest_first_in_windows() -> None:
     lengths = [3, 1, 9, 2, 5, 8, 1, 7, 4, 6, 2, 9]
     segments = [make_segment(i + 1, ("字" * n + "。",)) for i, n in enumerate(lengths)]
-    order = work_order(segments, WorkOrder(head=3, window=4))
+    order = work_order(segments[:11], WorkOrder(head=3, window=4))
     assert order[:3] == [0, 1, 2]  # the headline and first paragraphs, in script order
     assert order[3:7] == [5, 4, 3, 6]  # lengths 8, 5, 2, 1
     assert order[7:11] == [7, 9, 8, 10]  # 7, 6, 4, 2
-    assert order[11:] == [11]
-    assert sorted(order) == list(range(len(segments)))
+    assert sorted(order) == list(range(11))
     assert work_order(segments[:2], WorkOrder(head=4)) == [0, 1]
     assert work_order([], WorkOrder()) == []
+    # a remainder of half a window or more is a window of its own
+    more = [*segments, make_segment(13, ("字" * 10 + "。",))]
+    assert work_order(more, WorkOrder(head=3, window=4))[11:] == [12, 11]  # lengths 10, 9
+
+
+def test_a_short_remainder_joins_the_last_window() -> None:
+    # 1 + 4 + 1: alone, the last segment (the longest) would be asked for after every other one
+    # and the run would end on it; joined to the window before, it goes first in that window.
+    lengths = [3, 2, 5, 4, 1, 9]
+    segments = [make_segment(i + 1, ("字" * n + "。",)) for i, n in enumerate(lengths)]
+    assert work_order(segments, WorkOrder(head=1, window=4)) == [0, 5, 2, 3, 1, 4]
+    # 29 segments, as the 27-paragraph article of the throughput benchmark makes: 4 + 25
+    many = [make_segment(i + 1, ("字" * ((i + 3) % 7 + 1) + "。",)) for i in range(29)]
+    order = work_order(many, WorkOrder(head=4, window=24))
+    assert order[:4] == [0, 1, 2, 3]
+    rest = order[4:]
+    assert [len(many[i].text) for i in rest] == sorted(
+        (len(many[i].text) for i in rest), reverse=True
+    )

@@ -12,7 +12,10 @@ Work order (``work_order``): segments whose text is the same are synthesized onc
 ``WorkOrder.head`` segments (the headline and the first paragraphs) are asked for in script
 order, so the listener's audio starts at once; after them, each window of ``WorkOrder.window``
 segments goes longest first, so the run does not end waiting for one long paragraph started
-last, and no segment waits behind one more than a window further on.
+last, and no segment waits behind one more than a window and a half further on: a remainder
+shorter than half a window joins the window before it, so the run never ends on a few segments
+asked for last, after every longer one (27 paragraphs: 4 + 24 + 1 left the last paragraph to
+start when the others were done; joined, the last round is filled with the shortest).
 
 How many requests at once (the ``Limiter``'s *level*, ``allowed``) is found the way TCP finds its
 window, additive increase and multiplicative decrease, and never goes above ``limit``:
@@ -444,7 +447,8 @@ class WorkOrder:
     head: int = 4
     """The first segments, asked for in script order: the listener's audio starts at once."""
     window: int = 24
-    """After them, each window of this many segments goes longest first."""
+    """After them, each window of this many segments goes longest first (the last one takes a
+    remainder shorter than half a window: up to one and a half windows)."""
 
 
 def work_order(segments: Sequence[Segment], order: WorkOrder | None = None) -> list[int]:
@@ -453,9 +457,11 @@ def work_order(segments: Sequence[Segment], order: WorkOrder | None = None) -> l
     head = min(max(order.head, 0), len(segments))
     ordered = list(range(head))
     window = max(order.window, 1)
-    for start in range(head, len(segments), window):
-        chunk = range(start, min(len(segments), start + window))
-        ordered += sorted(chunk, key=lambda i: (-len(segments[i].text), i))
+    starts = list(range(head, len(segments), window))
+    if len(starts) > 1 and len(segments) - starts[-1] < window / 2:
+        starts.pop()  # a short remainder goes with the window before it
+    for start, end in zip(starts, [*starts[1:], len(segments)], strict=False):
+        ordered += sorted(range(start, end), key=lambda i: (-len(segments[i].text), i))
     return ordered
 
 
