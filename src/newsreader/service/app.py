@@ -5,11 +5,15 @@
     GET  /api/readings/{id}/audio.mp3     the finished file (Range, ETag, Content-Length)
     GET  /api/readings/{id}/stream.mp3    progressive audio while it is synthesized
     GET  /api/readings/{id}/captions.vtt  WebVTT captions
+    GET  /api/readings/{id}/chapters.json Podcasting 2.0 chapters
     GET  /feed.xml                        finished readings as a podcast
-    GET  /healthz
+    GET  /healthz                         the service (and in a cluster Redis, queue, workers)
+    GET  /metrics                         Prometheus text
     GET  /  and /readings/{id}            the read-aloud page;  GET /widget.js  the widget
 
-Every refusal is a 4xx JSON error (``service.errors``); OpenAPI at /docs.
+Every refusal is a 4xx JSON error (``service.errors``); OpenAPI at /docs. Where readings are
+kept and made is a ``service.backend.Backend``: embedded (one process, SQLite) or, with
+``ServiceConfig.redis_url``, a cluster (Redis, Storage, workers elsewhere).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import FastAPI, Request
@@ -37,6 +41,7 @@ from newsreader.models import Article
 from newsreader.pipeline import make_script, slugify
 from newsreader.podcast.chapters import MEDIA_TYPE as CHAPTERS_MEDIA_TYPE
 from newsreader.podcast.chapters import chapters_json
+from newsreader.service.backend import Backend, ClusterHealthOut, HealthOut, LiveView
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError, error_body, error_response
 from newsreader.service.feed import Feed
@@ -49,19 +54,26 @@ from newsreader.service.inputs import (
     check_source_url,
 )
 from newsreader.service.jobs import JobRequest, Readings, job_settings, load_article
-from newsreader.service.payloads import ChapterPayload, SentencePayload, chapters_of
+from newsreader.service.payloads import (
+    ChapterPayload,
+    SentencePayload,
+    TimelinePayload,
+    chapters_of,
+    empty_timeline,
+)
 from newsreader.service.security import (
     AddressPolicy,
     AddressRefused,
     BodyLimit,
     Origins,
-    RateLimiter,
     Resolver,
     SecurityHeaders,
     system_resolver,
 )
-from newsreader.service.store import JobStore, Row, prepare_data
-from newsreader.service.stream import file_response, live_response
+from newsreader.service.store import JobStore, Row
+
+if TYPE_CHECKING:
+    from newsreader.service.embedded import EmbeddedBackend
 from newsreader.sources.fetch import check_url
 
 _ID = re.compile(r"^[0-9a-f]{24}$")
@@ -158,14 +170,6 @@ class ReadingOut(BaseModel):
     links: Links
 
 
-class HealthOut(BaseModel):
-    status: Literal["ok"]
-    version: str
-    engine: str
-    queued: int
-    running: int
-
-
 def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
 
@@ -196,15 +200,29 @@ class Service:
 
     def __init__(self, config: ServiceConfig, resolver: Resolver) -> None:
         self.config = config
-        prepare_data(config.data_dir, config.readings_dir, config.segment_cache)
-        self.store = JobStore(config.database)
         self.feed = Feed(config.public_url)
         self.policy = AddressPolicy(config.allow_addresses, resolver, config.fetch_deadline)
-        self.readings = Readings(config, self.store, self.policy)
-        self.rate = RateLimiter(config.rate_limit, config.rate_burst)
+        self.backend = _backend(config, self.policy)
 
-    def row(self, reading_id: str) -> Row:
-        row = self.store.get(reading_id) if _ID.match(reading_id) else None
+    @property
+    def store(self) -> JobStore:
+        """The embedded job store (for tests and tools; there is none on an API node)."""
+        return self._embedded().store
+
+    @property
+    def readings(self) -> Readings:
+        """The embedded worker (for tests and tools; there is none on an API node)."""
+        return self._embedded().readings
+
+    def _embedded(self) -> EmbeddedBackend:
+        from newsreader.service.embedded import EmbeddedBackend
+
+        if not isinstance(self.backend, EmbeddedBackend):
+            raise AttributeError("an API node keeps no readings in the process")
+        return self.backend
+
+    async def row(self, reading_id: str) -> Row:
+        row = await self.backend.get(reading_id) if _ID.match(reading_id) else None
         if row is None:
             raise ApiError(
                 404, "not_found", f"no reading {reading_id[:40]!r}: check the id or submit again."
@@ -227,9 +245,9 @@ class Service:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def limit(self, request: Request) -> None:
+    async def limit(self, request: Request) -> None:
         client = request.client.host if request.client else "unknown"
-        wait = self.rate.take(client)
+        wait = await self.backend.take(client)
         if wait is not None:
             seconds = max(1, round(wait + 0.5))
             raise ApiError(
@@ -299,7 +317,7 @@ class Service:
             return article
 
         try:
-            return await self.readings.pools.run(self.readings.pools.work, extract)
+            return await self.backend.pools.run(self.backend.pools.work, extract)
         except TooLong as error:
             raise ApiError(413, error.code, error.message) from None
         except ExtractionError as error:
@@ -318,7 +336,7 @@ class Service:
         """Refuse at once what the worker's guard would refuse (the worker checks again)."""
         try:
             await asyncio.wait_for(
-                self.readings.pools.run(self.readings.pools.resolve, self.policy.check_url, url),
+                self.backend.pools.run(self.backend.pools.resolve, self.policy.check_url, url),
                 self.config.resolve_timeout,
             )
         except TimeoutError:
@@ -330,43 +348,50 @@ class Service:
         except SourceError as error:
             raise ApiError(400, "bad_url", error.message) from None
 
-    def describe(self, row: Row) -> ReadingOut:
-        live = self.readings.live(row.id)
-        sentences: list[SentencePayload] = []
-        chapters: list[ChapterPayload] = []
-        warnings: list[str] = []
-        audio_ready = 0.0
-        if row.status == "done":
-            timeline = self.readings.timeline(row.id)
-            sentences, chapters = timeline["sentences"], timeline["chapters"]
-            warnings = timeline["warnings"]
-            audio_ready = row.duration or 0.0
-        elif live is not None:
-            sentences, warnings, audio_ready = live.sentences, live.warnings, live.audio_seconds
-        status = row.status
-        title, done, total = row.title, row.done, row.total
-        if live is not None and status in ("queued", "running"):
-            title, done, total = live.title or title, live.done, live.total or total
-        error = None
-        if status == "failed":
-            error = ErrorOut(code=row.error_code or "failed", message=row.error_message or "")
-        return ReadingOut(
-            id=row.id,
-            status=status,
-            title=title,
-            progress=Progress(done=done, total=total),
-            duration=row.duration if status == "done" else None,
-            audio_ready=round(audio_ready, 3),
-            chapters=[ChapterOut(**c) for c in chapters],
-            sentences=[SentenceOut(**s) for s in sentences],
-            error=error,
-            engine=row.engine or (live.engine if live else None),
-            warnings=list(warnings),
-            source=row.source,
-            created=_iso(row.created) or "",
-            finished=_iso(row.finished),
-            links=_links(row.id),
-        )
+    async def describe(self, row: Row) -> ReadingOut:
+        live = await self.backend.live(row.id)
+        timeline = await self.backend.timeline(row.id) if row.status == "done" else None
+        return describe(row, live, timeline)
+
+
+def describe(row: Row, live: LiveView | None, timeline: TimelinePayload | None) -> ReadingOut:
+    """A reading as the API shows it: the row, its progress while it is made, its timeline once
+    done."""
+    sentences: list[SentencePayload] = []
+    chapters: list[ChapterPayload] = []
+    warnings: list[str] = []
+    audio_ready = 0.0
+    if row.status == "done":
+        timeline = timeline or empty_timeline()
+        sentences, chapters = timeline["sentences"], timeline["chapters"]
+        warnings = timeline["warnings"]
+        audio_ready = row.duration or 0.0
+    elif live is not None:
+        sentences, warnings, audio_ready = live.sentences, live.warnings, live.audio_seconds
+    status = row.status
+    title, done, total = row.title, row.done, row.total
+    if live is not None and status in ("queued", "running"):
+        title, done, total = live.title or title, live.done, live.total or total
+    error = None
+    if status == "failed":
+        error = ErrorOut(code=row.error_code or "failed", message=row.error_message or "")
+    return ReadingOut(
+        id=row.id,
+        status=status,
+        title=title,
+        progress=Progress(done=done, total=total),
+        duration=row.duration if status == "done" else None,
+        audio_ready=round(audio_ready, 3),
+        chapters=[ChapterOut(**c) for c in chapters],
+        sentences=[SentenceOut(**s) for s in sentences],
+        error=error,
+        engine=row.engine or (live.engine if live else None),
+        warnings=list(warnings),
+        source=row.source,
+        created=_iso(row.created) or "",
+        finished=_iso(row.finished),
+        links=_links(row.id),
+    )
 
 
 def _asset(folder: str, name: str) -> bytes:
@@ -379,11 +404,11 @@ def create_app(config: ServiceConfig, *, resolver: Resolver | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await service.readings.start()
+        await service.backend.start()
         try:
             yield
         finally:
-            await service.readings.stop()
+            await service.backend.stop()
 
     app = FastAPI(
         title="newsreader",
@@ -445,8 +470,19 @@ def _errors(app: FastAPI) -> None:
         )
 
 
+def _backend(config: ServiceConfig, policy: AddressPolicy) -> Backend:
+    """The cluster backend with a Redis URL, else the embedded one (Redis is not even loaded)."""
+    if config.redis_url is not None:
+        from newsreader.service.cluster import ClusterBackend
+
+        return ClusterBackend(config, policy)
+    from newsreader.service.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(config, policy)
+
+
 def _api(app: FastAPI, service: Service) -> None:
-    readings = service.readings
+    backend = service.backend
 
     @app.post(
         "/api/readings",
@@ -457,11 +493,11 @@ def _api(app: FastAPI, service: Service) -> None:
     async def create_reading(body: ReadingIn, request: Request) -> Response:
         """Submit an article; the same content with the same settings is the same reading."""
         service.authorize(request)  # before the limit: a refused request costs no quota
-        service.limit(request)
+        await service.limit(request)
         job = await service.job_request(body)
         article = await service.prepare(job)
-        row, created = readings.submit(
-            job, request.client.host if request.client else None, article=article
+        row, created = await backend.submit(
+            job, request.client.host if request.client else None, article
         )
         accepted = ReadingAccepted(id=row.id, status=row.status, links=_links(row.id))
         return JSONResponse(
@@ -473,12 +509,12 @@ def _api(app: FastAPI, service: Service) -> None:
     @app.get("/api/readings/{reading_id}", response_model=ReadingOut)
     async def get_reading(reading_id: str) -> ReadingOut:
         """Status, progress, and once known the sentences with their times."""
-        return service.describe(service.row(reading_id))
+        return await service.describe(await service.row(reading_id))
 
     @app.get("/api/readings/{reading_id}/audio.mp3")
     async def audio(reading_id: str, request: Request) -> Response:
         """The finished MP3 (tags and chapters), with Range and ETag."""
-        row = service.row(reading_id)
+        row = await service.row(reading_id)
         if row.status != "done" or row.etag is None:
             raise ApiError(
                 409,
@@ -486,72 +522,56 @@ def _api(app: FastAPI, service: Service) -> None:
                 f"the reading is {row.status}: use stream.mp3 to listen while it is made.",
             )
         name = quote(f"{slugify(row.title or 'reading')}.mp3")
-        return file_response(
-            request,
-            readings.audio_path(row.id),
-            etag=row.etag,
-            media_type="audio/mpeg",
-            filename=name,
-        )
+        return await backend.file(request, row, "audio", filename=name)
 
     @app.get("/api/readings/{reading_id}/stream.mp3")
     async def stream(reading_id: str, request: Request) -> Response:
         """Audio from the first ready segment on, growing while synthesis goes on."""
-        row = service.row(reading_id)
-        live = readings.live(row.id)
-        if live is not None and live.status != "failed":
-            return live_response(request, live.audio)
-        if row.status == "done" and row.etag is not None:
-            return file_response(
-                request, readings.audio_path(row.id), etag=row.etag, media_type="audio/mpeg"
-            )
-        if row.status == "failed":
-            raise ApiError(
-                409, "reading_failed", f"the reading failed: {row.error_message or 'unknown'}"
-            )
-        raise ApiError(409, "not_ready", "the reading is not running yet; try again shortly.")
+        return await backend.stream(request, await service.row(reading_id))
 
     @app.get("/api/readings/{reading_id}/captions.vtt")
     async def captions(reading_id: str, request: Request) -> Response:
         """WebVTT: one cue per sentence, long ones split at commas."""
-        row = service.row(reading_id)
+        row = await service.row(reading_id)
         if row.status != "done" or row.etag is None:
             raise ApiError(409, "not_ready", f"the reading is {row.status}: captions come last.")
-        return file_response(
-            request,
-            readings.captions_path(row.id),
-            etag=f"{row.etag}-vtt",
-            media_type="text/vtt; charset=utf-8",
-        )
+        return await backend.file(request, row, "captions")
 
     @app.get("/api/readings/{reading_id}/chapters.json")
     async def chapters(reading_id: str) -> Response:
         """Podcasting 2.0 JSON chapters (seconds)."""
-        row = service.row(reading_id)
+        row = await service.row(reading_id)
         if row.status != "done":
             raise ApiError(409, "not_ready", f"the reading is {row.status}: chapters come last.")
-        marks = chapters_of(readings.timeline(row.id))
+        marks = chapters_of(await backend.timeline(row.id))
         return Response(chapters_json(marks), media_type=CHAPTERS_MEDIA_TYPE)
 
     @app.get("/feed.xml")
     async def feed() -> Response:
         """Readings of public web pages as a podcast (RSS 2.0); posted text is never listed."""
         return Response(
-            service.feed.xml(service.store.finished(listed=True)),
+            service.feed.xml(await backend.finished(listed=True)),
             media_type="application/rss+xml; charset=utf-8",
         )
 
-    @app.get("/healthz")
-    async def healthz() -> HealthOut:
-        """Liveness: the job store answers."""
-        unfinished = service.store.unfinished()
-        return HealthOut(
-            status="ok",
-            version=__version__,
-            engine=service.config.engine,
-            queued=sum(1 for r in unfinished if r.status == "queued"),
-            running=sum(1 for r in unfinished if r.status == "running"),
-        )
+    @app.get(
+        "/healthz",
+        response_model=HealthOut | ClusterHealthOut,
+        responses={503: {"model": ClusterHealthOut, "description": "Redis cannot be used"}},
+    )
+    async def healthz() -> Response:
+        """Liveness: the job store answers; on an API node, Redis, with the queue and workers."""
+        health = await backend.health()
+        return JSONResponse(health.body.model_dump(), status_code=200 if health.ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus text: counters of this process, gauges read from the backend now."""
+        from newsreader.service import metrics
+
+        metrics.set_gauges(**await backend.gauges())
+        body, content_type = metrics.render()
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
 def _pages(app: FastAPI, service: Service) -> None:
@@ -568,7 +588,7 @@ def _pages(app: FastAPI, service: Service) -> None:
 
     @app.get("/readings/{reading_id}", include_in_schema=False)
     async def reading_page(reading_id: str) -> Response:
-        service.row(reading_id)
+        await service.row(reading_id)
         return page()
 
     @app.get("/widget.js", include_in_schema=False)

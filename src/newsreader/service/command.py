@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import click
 
 from newsreader.cli_common import engine_option, fallback_option, level_options
-from newsreader.errors import NewsreaderError
+from newsreader.errors import NewsreaderError, StorageError
+
+
+class _StorageUnusable(click.ClickException):
+    """The storage cannot be used (folder not writable, bucket missing): one line, exit 7."""
+
+    exit_code = StorageError.exit_code
 
 
 @click.command()
@@ -203,13 +210,20 @@ def serve(
             s3_endpoint=s3_endpoint or None,
         )
         ensure_descriptors(max_connections)
+        if config.redis_url is not None:
+            from newsreader.service.cluster import preflight
+
+            asyncio.run(preflight(config))  # Redis answers, the storage can be used
         app = create_app(config)
+    except StorageError as error:
+        raise _StorageUnusable(error.message) from None
     except NewsreaderError as error:
         raise click.UsageError(error.message) from None
     except OSError as error:
         raise click.ClickException(f"cannot use --data {data_dir}: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    click.echo(f"newsreader: serving on http://{host}:{port}/ (data in {data_dir})", err=True)
+    where = f"data in {data_dir}" if config.redis_url is None else "an API node on Redis"
+    click.echo(f"newsreader: serving on http://{host}:{port}/ ({where})", err=True)
     if public_url is None and host in ("0.0.0.0", "::", ""):
         click.echo(
             f"newsreader: feed links point to {config.public_url}: "

@@ -91,8 +91,17 @@ def empty_timeline() -> TimelinePayload:
 def read_timeline(path: Path) -> TimelinePayload:
     """The timeline file (written by the worker), or an empty one if it is missing or damaged."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        raw = path.read_bytes()
+    except OSError:
+        return empty_timeline()
+    return parse_timeline(raw)
+
+
+def parse_timeline(raw: bytes | None) -> TimelinePayload:
+    """A timeline file's bytes (None: there is none) as a timeline; empty if damaged."""
+    try:
+        data = json.loads(raw.decode("utf-8")) if raw is not None else None
+    except ValueError:
         return empty_timeline()
     if not isinstance(data, dict):
         return empty_timeline()
