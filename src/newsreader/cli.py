@@ -29,6 +29,7 @@ from newsreader.cli_common import (
 from newsreader.config import DEFAULT_VOICE, Settings
 from newsreader.models import Script
 from newsreader.podcast.command import feed
+from newsreader.scale.command import worker
 from newsreader.service.command import serve
 
 if TYPE_CHECKING:
@@ -280,6 +281,7 @@ def voices(locale: str | None, as_json: bool) -> None:
 
 main.add_command(feed)
 main.add_command(serve)
+main.add_command(worker)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

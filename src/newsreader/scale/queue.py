@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from saq.queue import Queue
     from saq.queue.redis import RedisQueue
 
 QUEUE_NAME = "newsreader"
@@ -34,6 +35,10 @@ RETRY_BACKOFF = 30.0
 """The longest wait before a retry, seconds."""
 KEEP_FINISHED = 600
 """Seconds saq keeps a finished job's record (the reading's state is kept elsewhere)."""
+SWEEP_ABORT_WAIT = 1.5
+"""Seconds a sweep waits for a swept job's worker to confirm the abort before handing the job
+to another worker (saq waits 5 s: a dead worker never confirms; a stalled one that has not
+confirmed by then is the "two executions" case the cluster state is made for)."""
 
 
 def make_queue(redis: str | Redis) -> RedisQueue:
@@ -45,13 +50,17 @@ def make_queue(redis: str | Redis) -> RedisQueue:
     from redis.asyncio import Redis
     from saq.queue.redis import RedisQueue
 
+    class SweptQuickly(RedisQueue):
+        async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
+            return await super().sweep(lock, abort)
+
     client = Redis.from_url(redis) if isinstance(redis, str) else redis
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ValueError("the job queue needs a Redis client without decode_responses")
-    return RedisQueue(client, name=QUEUE_NAME)
+    return SweptQuickly(client, name=QUEUE_NAME)
 
 
-async def enqueue(queue: RedisQueue, reading_id: str) -> bool:
+async def enqueue(queue: Queue, reading_id: str) -> bool:
     """Queue the job that makes ``reading_id``; False if that reading's job is queued or running
     already (on any node), or was swept moments ago and is being handed back."""
     job = await queue.enqueue(
@@ -68,13 +77,13 @@ async def enqueue(queue: RedisQueue, reading_id: str) -> bool:
     return job is not None
 
 
-async def queue_depth(queue: RedisQueue) -> int:
+async def queue_depth(queue: Queue) -> int:
     """Jobs waiting for a worker: queued, or waiting out a retry's delay (not those running)."""
     waiting = await queue.count("incomplete") - await queue.count("active")
     return max(waiting, 0)
 
 
-async def live_workers(queue: RedisQueue) -> int:
+async def live_workers(queue: Queue) -> int:
     """Workers that reported in within their last few seconds (``WORKER_INFO`` + 1)."""
     info = await queue.info()
     return len(info["workers"])

@@ -1,0 +1,312 @@
+"""A scale-out worker: takes readings from the job queue and makes them (``newsreader worker``).
+
+Each job is one reading (its id; the request is in the cluster state):
+
+1. ``RedisState.claim``: queued or running -> running, owned by this run (a job handed back after
+   its worker died finds the reading running, and takes it); nothing to do if it is done or
+   failed meanwhile (the live stream is ended, idempotently);
+2. a heartbeat (``await job.update()``) every ``BEAT_EVERY`` seconds while it runs, so the queue
+   hands the job to another worker within seconds if this process dies, and never cuts a long
+   healthy one;
+3. the same ``ReadingRunner`` as the embedded service, with the cluster's ports: live audio and
+   progress to a Redis Stream (``LivePublisher``: each segment with its index, so a run that
+   starts again appends only what listeners do not have yet), the row in Redis, the finished
+   files in storage (the MP3 last), then ``RedisState.finish``: a compare-and-set, so a reading
+   is published once however many runs made it (only that run counts it in the metrics);
+4. a failure is the reading's (``RedisState.fail`` + the live stream ends failed), unless it is
+   the cluster's own (Redis unreachable): then the job is retried.
+
+Shutdown (SIGTERM, SIGINT): the worker takes no more jobs, lets running ones finish within
+``shutdown_grace`` seconds, then cancels them; a cancelled job's reading goes back to
+``queued`` and its job to the queue, where another worker takes it.
+
+Each worker caps its own voice connections (``--voice-connections``, shared fairly by its jobs
+as in the embedded service) and applies the same address policy, fetch deadlines and size limits
+as the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from newsreader.audio.assemble import RenderedSegment
+from newsreader.audio.intro import load_clips
+from newsreader.service.config import ServiceConfig
+from newsreader.service.jobs import (
+    FairLimiter,
+    JobRequest,
+    Progress,
+    ReadingRunner,
+    open_reading_storage,
+    staging_folder,
+)
+from newsreader.service.pools import Pools
+from newsreader.service.security import AddressPolicy
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from saq.job import Job
+    from saq.types import Context
+
+    from newsreader.scale.live import LivePublisher
+    from newsreader.scale.state import RedisState
+    from newsreader.storage import Storage
+
+log = logging.getLogger("newsreader.worker")
+
+BEAT_EVERY = 1.5
+"""Seconds between a running job's heartbeats (the queue's limit is ``queue.HEARTBEAT``)."""
+SWEEP_EVERY = 2
+"""Seconds between sweeps for jobs whose worker stopped beating (one sweep at a time, cluster-
+wide)."""
+REPORT_EVERY = 3
+"""Seconds between a worker's reports of itself (``queue.live_workers`` counts recent ones)."""
+RELEASE_TIMEOUT = 2.0
+"""Seconds a cancelled job may take to hand its reading back."""
+
+
+class ClusterReading:
+    """The cluster's ``LivePort`` and ``StatePort`` of one run of one reading.
+
+    The live stream follows the state: it ends ``done`` only after this run won ``finish``,
+    and ``failed`` only after ``fail`` was accepted for this run (a run superseded by another
+    execution neither fails the reading nor ends the other's stream)."""
+
+    def __init__(
+        self, state: RedisState, publisher: LivePublisher, reading_id: str, owner: str
+    ) -> None:
+        self.state = state
+        self.publisher = publisher
+        self.reading_id = reading_id
+        self.owner = owner
+        self.won = False
+
+    # -- LivePort -------------------------------------------------------------------------------
+
+    async def running(self) -> None:
+        """Claimed already (``RedisState.claim``)."""
+
+    async def scripted(self, progress: Progress) -> None:
+        """The live reading begins once its engine is known (``engine``)."""
+
+    async def engine(self, progress: Progress) -> None:
+        outcome = await self.publisher.begin(
+            progress.title, progress.total, progress.sentences, progress.engine or ""
+        )
+        if outcome != "begin":
+            log.info("reading %s: live stream %s (run again)", self.reading_id, outcome)
+
+    async def segment(self, item: RenderedSegment, progress: Progress) -> bool:
+        return await self.publisher.segment(item.index, item.audio(), item.seconds, item.sentences)
+
+    async def restart(self, progress: Progress, warning: str) -> None:
+        await self.publisher.restart(progress.engine or "", warning)
+
+    async def done(self, progress: Progress) -> None:
+        if self.won:
+            await self.publisher.end("done")
+
+    async def failed(self, code: str, message: str) -> None:
+        """The stream ends in ``fail``, once the state has accepted the failure."""
+
+    # -- StatePort ------------------------------------------------------------------------------
+
+    async def update(self, **fields: Any) -> None:
+        fields.pop("status", None)  # the claim made it running
+        if fields:
+            await self.state.update(self.reading_id, owner=self.owner, **fields)
+
+    async def finish(self, **fields: Any) -> bool:
+        self.won = await self.state.finish(self.reading_id, **fields)
+        return self.won
+
+    async def fail(self, code: str, message: str) -> bool:
+        accepted = await self.state.fail(self.reading_id, code, message, owner=self.owner)
+        if accepted:
+            await self.publisher.end("failed", (code, message))
+        return accepted
+
+
+class ReadingWorker:
+    """What one worker process holds: the state, the runner, the job function."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        redis: Redis,
+        storage: Storage,
+        *,
+        policy: AddressPolicy | None = None,
+    ) -> None:
+        from newsreader.scale.state import RedisState
+
+        self.config = config
+        self.redis = redis
+        self.state = RedisState(redis)
+        self.pools = Pools(config)
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        """The worker's id in the queue (no ``:``: saq splits its keys at colons)."""
+        policy = policy or AddressPolicy(
+            config.allow_addresses, fetch_deadline=config.fetch_deadline
+        )
+        clips = load_clips(config.intro, config.outro, config.loudness, config.segment_cache)
+        self.runner = ReadingRunner(
+            config,
+            policy,
+            storage,
+            limiter=FairLimiter(config.voice_connections, config.segment_concurrency),
+            pools=self.pools,
+            clips=clips,
+            staging=staging_folder(config),
+        )
+
+    def close(self) -> None:
+        self.pools.close()
+
+    async def make_reading(self, ctx: Context, *, reading_id: str) -> str:
+        """The job function (``queue.JOB_FUNCTION``): make ``reading_id``; what happened, for
+        the queue's record (``done``, ``failed``, ``done elsewhere``, ``nothing to do``)."""
+        job = ctx["job"]
+        beat = asyncio.create_task(_heartbeat(job), name=f"heartbeat-{reading_id}")
+        try:
+            return await self._make(reading_id, f"{self.name}/{job.attempts}")
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _make(self, reading_id: str, owner: str) -> str:
+        from redis.exceptions import RedisError
+
+        from newsreader.scale.live import LivePublisher, LiveSuperseded
+
+        publisher = LivePublisher(self.redis, reading_id)
+        if not await self.state.claim(reading_id, owner):
+            row = await self.state.get(reading_id)
+            if row is not None and row.status in ("done", "failed"):
+                error = (row.error_code or "", row.error_message or "")
+                await publisher.end(row.status, error if row.status == "failed" else None)
+            log.info("reading %s: nothing to do (%s)", reading_id, row.status if row else "gone")
+            return "nothing to do"
+        row = await self.state.get(reading_id)
+        if row is None:
+            return "nothing to do"
+        ports = ClusterReading(self.state, publisher, reading_id, owner)
+        log.info("reading %s: started (%s)", reading_id, owner)
+        try:
+            request = JobRequest.from_dict(row.request)
+            won = await self.runner.run(reading_id, request, ports, ports, accepted=row.created)
+        except asyncio.CancelledError:
+            await _release(self.state, reading_id, owner)
+            raise
+        except LiveSuperseded:
+            log.info("reading %s: another run of its job took over", reading_id)
+            return "superseded"
+        except RedisError:
+            raise  # the cluster's own trouble: the queue retries the job
+        except Exception as error:
+            code, _ = await self.runner.fail(reading_id, error, ports, ports)
+            log.info("reading %s: failed (%s)", reading_id, code)
+            return "failed"
+        log.info("reading %s: %s", reading_id, "done" if won else "done elsewhere")
+        return "done" if won else "done elsewhere"
+
+
+async def _heartbeat(job: Job) -> None:
+    while True:
+        await asyncio.sleep(BEAT_EVERY)
+        try:
+            await job.update()
+        except Exception as error:  # a lost beat is tolerated; the next one may get through
+            log.warning("heartbeat of %s failed: %s", job.key, error)
+
+
+async def _release(state: RedisState, reading_id: str, owner: str) -> None:
+    """A cancelled run hands its reading back (running -> queued), briefly, never raising."""
+    try:
+        async with asyncio.timeout(RELEASE_TIMEOUT):
+            await state.release(reading_id, owner)
+    except Exception as error:
+        log.warning("reading %s: not handed back (%s)", reading_id, error)
+
+
+async def open_worker_storage(config: ServiceConfig) -> Storage:
+    """The storage finished readings go to, checked (``StorageError``, one line, if unusable)."""
+    storage = open_reading_storage(config)
+    await asyncio.to_thread(storage.check)
+    return storage
+
+
+async def run_worker(
+    config: ServiceConfig,
+    *,
+    concurrency: int,
+    metrics_port: int,
+    shutdown_grace: float,
+    metrics_host: str = "0.0.0.0",
+) -> None:
+    """Run a worker until SIGTERM or SIGINT (see the module's docstring).
+
+    Checks first, each a one-line ``NewsreaderError``: ``config.redis_url`` is set and Redis
+    answers; the storage can be written; the metrics port can be listened on. ``concurrency``:
+    readings made at once; ``metrics_port``: where ``/metrics`` is served (0: off);
+    ``shutdown_grace``: seconds running readings may take to finish after a stop signal.
+    """
+    from saq.worker import Worker
+
+    from newsreader.errors import ConfigError
+    from newsreader.scale.queue import JOB_FUNCTION, make_queue
+    from newsreader.scale.redisurl import connect
+    from newsreader.service import metrics
+
+    if config.redis_url is None:
+        raise ConfigError("a worker needs --redis URL (or NEWSREADER_REDIS_URL).")
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1.")
+    redis = await connect(config.redis_url)
+    try:
+        storage = await open_worker_storage(config)
+        metrics.start_metrics_server(metrics_port, metrics_host)
+    except BaseException:
+        await redis.aclose()
+        raise
+    queue = make_queue(redis)
+    reading_worker = ReadingWorker(config, redis, storage)
+    worker: Worker[Context] = Worker(
+        queue,
+        [(JOB_FUNCTION, reading_worker.make_reading)],
+        concurrency=concurrency,
+        timers={"sweep": SWEEP_EVERY, "worker_info": REPORT_EVERY, "schedule": 1, "abort": 1},
+        dequeue_timeout=1.0,
+        shutdown_grace_period_s=max(0, math.ceil(shutdown_grace)),
+        cancellation_hard_deadline_s=RELEASE_TIMEOUT + 1.0,
+        metadata={"name": reading_worker.name, "concurrency": concurrency},
+        id=reading_worker.name,
+    )
+    log.info(
+        "worker %s: %d at a time, %d voice connections, storage %s",
+        reading_worker.name,
+        concurrency,
+        config.voice_connections,
+        storage.describe(),
+    )
+    try:
+        await worker.start()
+    finally:
+        reading_worker.close()
+        metrics.stop_metrics_servers()
+        await queue.disconnect()
+
+
+__all__ = [
+    "ClusterReading",
+    "ReadingWorker",
+    "open_worker_storage",
+    "run_worker",
+]
