@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -258,6 +259,29 @@ def test_an_endpoint_that_refuses_is_one_line(
         message = str(caught.value)
         assert "\n" not in message
         assert f"the S3 endpoint http://127.0.0.1:{port} cannot be reached" in message
+
+
+def test_a_silent_endpoint_is_one_line_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_aws_environment(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with socket.socket() as silent:  # takes connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        storage = open_storage("s3://news", tmp_path, endpoint=endpoint)
+        assert isinstance(storage, S3Storage)
+        started = time.monotonic()
+        with pytest.raises(StorageError) as caught:
+            storage.check(timeout=0.5)
+        took = time.monotonic() - started
+    assert str(caught.value) == (
+        f"cannot use s3://news at {endpoint}: the S3 endpoint {endpoint} did not answer in "
+        "time (check --s3-endpoint / AWS_ENDPOINT_URL and the network)."
+    )
+    assert took < 10
 
 
 def test_no_credentials_is_one_line(

@@ -38,6 +38,8 @@ PIECE = 8 * 1024 * 1024
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 """``put_file`` of a larger file goes as a multipart upload."""
 MULTIPART_CHUNK = 8 * 1024 * 1024
+CHECK_TIMEOUT = 5.0
+"""Seconds each request of ``check()`` may take."""
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -104,7 +106,7 @@ class S3Storage:
         self.prefix = prefix.strip("/")
         self.endpoint = endpoint
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        config = Config(
+        self._config = Config(
             region_name=region or "us-east-1",
             connect_timeout=5,
             read_timeout=30,
@@ -122,8 +124,13 @@ class S3Storage:
                 _LOADER = core.get_component("data_loader")
             core.register_component("data_loader", _LOADER)
         # A session of its own (credentials are looked up afresh), the service model loaded once.
-        session = boto3.session.Session(botocore_session=core)
-        self._client: Any = session.client("s3", endpoint_url=endpoint, config=config)
+        self._session = boto3.session.Session(botocore_session=core)
+        self._client: Any = self._client_with(None)
+
+    def _client_with(self, changes: Any) -> Any:
+        """A client of this storage's session; ``changes`` (a botocore ``Config``) override."""
+        config = self._config if changes is None else self._config.merge(changes)
+        return self._session.client("s3", endpoint_url=self.endpoint, config=config)
 
     def __repr__(self) -> str:
         return f"S3Storage({self.describe()!r})"
@@ -144,20 +151,29 @@ class S3Storage:
         from botocore.exceptions import (
             ClientError,
             ConnectionClosedError,
-            EndpointConnectionError,
+            ConnectTimeoutError,
             NoCredentialsError,
             PartialCredentialsError,
             ReadTimeoutError,
+            ResponseStreamingError,
         )
+        from botocore.exceptions import ConnectionError as CannotConnect
 
         bucket = f"s3://{self.bucket}"
-        if isinstance(error, EndpointConnectionError | ConnectionClosedError):
+        if isinstance(error, ReadTimeoutError | ConnectTimeoutError):
+            return StorageError(
+                f"cannot {what}: the S3 endpoint {self._where()} did not answer in time (check "
+                "--s3-endpoint / AWS_ENDPOINT_URL and the network)."
+            )
+        if isinstance(error, CannotConnect):
             return StorageError(
                 f"cannot {what}: the S3 endpoint {self._where()} cannot be reached (check "
                 "--s3-endpoint / AWS_ENDPOINT_URL and that the server is up)."
             )
-        if isinstance(error, ReadTimeoutError):
-            return StorageError(f"cannot {what}: the S3 endpoint {self._where()} timed out.")
+        if isinstance(error, ConnectionClosedError | ResponseStreamingError):
+            return StorageError(
+                f"cannot {what}: the S3 endpoint {self._where()} closed the connection."
+            )
         if isinstance(error, NoCredentialsError | PartialCredentialsError):
             return StorageError(
                 f"cannot {what}: no S3 credentials (set AWS_ACCESS_KEY_ID and "
@@ -188,18 +204,27 @@ class S3Storage:
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
         return StorageError(f"cannot {what} in {bucket}: {reason.rstrip('.')}.")
 
-    def check(self) -> None:
-        """List the prefix, then write and remove a small probe object."""
+    def check(self, *, timeout: float = CHECK_TIMEOUT) -> None:
+        """List the prefix, then write and remove a small probe object; each request gets
+        ``timeout`` seconds and one retry (a start-up check should not hang on a silent host)."""
+        from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
-        probe = self._name(f"check-{socket.gethostname()[:40]}-{secrets.token_hex(4)}")
-        probe = re.sub(r"[^A-Za-z0-9._/-]", "-", probe)
+        host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()[:40]) or "host"
+        probe = self._name(f"check-{host}-{secrets.token_hex(4)}")
+        quick = self._client_with(
+            Config(
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"max_attempts": 2, "mode": "standard"},
+            )
+        )
         try:
-            self._client.list_objects_v2(
+            quick.list_objects_v2(
                 Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1
             )
-            self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
-            self._client.delete_object(Bucket=self.bucket, Key=probe)
+            quick.put_object(Bucket=self.bucket, Key=probe, Body=b"ok")
+            quick.delete_object(Bucket=self.bucket, Key=probe)
         except (ClientError, BotoCoreError) as error:
             raise self._fail(f"use {self.describe()}", error) from None
 
