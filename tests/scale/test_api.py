@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,15 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from newsreader.cli import main
 from newsreader.service.app import create_app
 from newsreader.service.config import ServiceConfig
+from newsreader.text.extract import extract
+from newsreader.text.segment import build_script
 from tests.audio import decode_samples, ffmpeg_errors
 from tests.cluster import Cluster
-from tests.redisserver import RedisServer
+from tests.redisserver import RedisServer, free_port
 from tests.s3server import S3Bucket
-from tests.service.conftest import ARTICLE, make_config, wait_for
+from tests.service.conftest import ARTICLE, in_process, make_config, wait_for
 from tests.standin.server import EdgeStandin
 
 
@@ -312,3 +317,117 @@ def test_metrics_parse_on_an_api_node_and_on_the_embedded_service(
             assert set(health) == {"status", "version", "engine", "queued", "running"}
 
     asyncio.run(scenario())
+
+
+def test_a_failed_reading_cuts_the_stream_as_the_embedded_service_does(
+    tmp_path: Path, redis_url: str, edge_standin: EdgeStandin
+) -> None:
+    """The voice fails for the second paragraph (every retry): listeners of either service get
+    the same first two segments, then the end of the body; afterwards the stream is a 409."""
+    script = build_script(extract(ARTICLE, read_whole=True), locale="zh-CN", read_title=True)
+    failing = {segment.text for segment in script.segments if segment.block == 1}
+    assert failing
+    edge_standin.set_faults(chooser=lambda _n, text: "close_mid_audio" if text in failing else None)
+
+    async def listen(client: httpx.AsyncClient) -> tuple[bytes, dict[str, Any]]:
+        posted = await client.post("/api/readings", json={"text": ARTICLE})
+        assert posted.status_code == 202, posted.text
+        reading_id = posted.json()["id"]
+        stream = await client.get(f"/api/readings/{reading_id}/stream.mp3")
+        assert stream.status_code == 200
+        reading = await wait_for(client, reading_id)
+        after = await client.get(f"/api/readings/{reading_id}/stream.mp3")
+        assert after.status_code == 409
+        assert after.json()["error"]["code"] == "reading_failed"
+        return stream.content, reading
+
+    async def embedded() -> tuple[bytes, dict[str, Any]]:
+        async with in_process(make_config(tmp_path / "embedded")) as (_app, client):
+            return await listen(client)
+
+    async def cluster(nodes: Cluster) -> tuple[bytes, dict[str, Any]]:
+        async with api_node(cluster_config(tmp_path / "data", redis_url)) as client:
+            nodes.worker(ready=False)
+            await until_workers(client)
+            return await listen(client)
+
+    alone, alone_reading = asyncio.run(embedded())
+    with Cluster(tmp_path / "cluster", redis_url, edge_standin, data=tmp_path / "data") as nodes:
+        scaled, scaled_reading = asyncio.run(cluster(nodes))
+    for reading in (alone_reading, scaled_reading):
+        assert reading["status"] == "failed"
+        assert reading["error"]["code"] == "synthesis_failed"
+        assert "paragraph 2" in reading["error"]["message"]
+    assert alone, "the embedded stream had no audio before the failure"
+    assert scaled == alone  # the title and the first paragraph, then the body ends
+    assert ffmpeg_errors(scaled) == ""
+
+
+def test_a_hung_redis_gets_503_not_a_hung_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsreader.service import cluster
+
+    monkeypatch.setattr(cluster, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 0.5)
+    with RedisServer() as redis:
+        config = cluster_config(tmp_path / "data", redis.url)
+
+        async def scenario() -> None:
+            async with api_node(config) as client:
+                posted = await client.post("/api/readings", json={"text": ARTICLE})
+                reading_id = posted.json()["id"]
+                assert redis.process is not None
+                redis.process.send_signal(signal.SIGSTOP)  # alive, connected, silent
+                try:
+                    start = time.monotonic()
+                    health = await client.get("/healthz")
+                    assert health.status_code == 503
+                    assert "no answer within 0.5 s" in health.json()["redis"]
+                    status = await client.get(f"/api/readings/{reading_id}")
+                    assert status.status_code == 503
+                    assert "no answer within 0.5 s" in status.json()["error"]["message"]
+                    assert time.monotonic() - start < 5
+                finally:
+                    redis.process.send_signal(signal.SIGCONT)
+                assert (await client.get(f"/api/readings/{reading_id}")).status_code == 200
+
+        asyncio.run(scenario())
+
+
+def serve(*arguments: str) -> Any:
+    return CliRunner().invoke(main, ["serve", "--port", "1", *arguments])
+
+
+def one_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_serve_refuses_bad_cluster_settings_in_one_line(
+    tmp_path: Path, redis_url: str, s3_bucket: S3Bucket
+) -> None:
+    data = str(tmp_path / "data")
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    result = serve("--data", data, "--redis", nobody)
+    assert result.exit_code == 2
+    assert "connection refused" in one_line(result.output)
+
+    result = serve("--data", data, "--redis", "http://127.0.0.1:6379/0")
+    assert result.exit_code == 2
+    assert "--redis must be a redis://HOST:PORT/DB URL" in one_line(result.output)
+
+    result = serve("--data", data, "--redis", redis_url, "--storage", "gs://bucket/x")
+    assert result.exit_code == 2
+    assert "--storage 'gs://bucket/x'" in one_line(result.output)
+
+    result = serve("--data", data, "--redis", redis_url, "--s3-endpoint", "ftp://x")
+    assert result.exit_code == 2
+    assert "--s3-endpoint 'ftp://x' is not an S3 endpoint" in one_line(result.output)
+
+    missing = "s3://no-such-bucket-here/readings"
+    result = serve("--data", data, "--redis", redis_url, "--storage", missing)
+    assert result.exit_code == 7
+    assert "no-such-bucket-here" in one_line(result.output)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,8 @@ log = logging.getLogger("newsreader.service")
 
 CONNECT_TIMEOUT = 3.0
 """Seconds Redis gets to answer at start and for ``/healthz``."""
+REQUEST_TIMEOUT = 5.0
+"""Seconds the Redis work of one request may take (a hung server: 503, not a hung request)."""
 NOT_STARTED_POLL = 5.0
 """A listener of a queued reading: seconds between looks at the row while no worker has begun."""
 _MEDIA = {"audio": ("mp3", "audio/mpeg"), "captions": ("vtt", "text/vtt; charset=utf-8")}
@@ -80,14 +82,19 @@ def _unavailable(error: BaseException) -> ApiError:
     )
 
 
-@contextlib.contextmanager
-def _redis_errors() -> Iterator[None]:
-    """Redis failing under a request: 503 with one line, not a 500."""
-    from redis.exceptions import ConnectionError, TimeoutError
+@contextlib.asynccontextmanager
+async def _redis_errors(seconds: float | None = None) -> AsyncIterator[None]:
+    """Redis failing or hanging under a request: 503 with one line (not a 500, not a request
+    that waits forever)."""
+    from redis.exceptions import ConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
 
     try:
-        yield
-    except (ConnectionError, TimeoutError, RedisUnavailable, OSError) as error:
+        async with asyncio.timeout(REQUEST_TIMEOUT if seconds is None else seconds):
+            yield
+    except TimeoutError:
+        raise _unavailable(TimeoutError(f"no answer within {REQUEST_TIMEOUT:g} s")) from None
+    except (ConnectionError, RedisTimeout, RedisUnavailable, OSError) as error:
         raise _unavailable(error) from None
 
 
@@ -166,7 +173,7 @@ class ClusterBackend:
         from newsreader.scale.queue import enqueue
 
         reading_id = job.reading_id(self._key)
-        with _redis_errors():
+        async with _redis_errors():
             row, created = await self.state.submit(
                 reading_id,
                 job.to_dict(),
@@ -195,13 +202,13 @@ class ClusterBackend:
             raise ApiError(503, error.code, error.message) from None
 
     async def get(self, reading_id: str) -> Row | None:
-        with _redis_errors():
+        async with _redis_errors():
             return await self.state.get(reading_id)
 
     async def live(self, reading_id: str) -> LiveView | None:
         from newsreader.scale.live import progress
 
-        with _redis_errors():
+        async with _redis_errors():
             return await progress(self.redis, reading_id)
 
     async def timeline(self, reading_id: str) -> TimelinePayload:
@@ -300,13 +307,13 @@ class ClusterBackend:
                     await anyio.to_thread.run_sync(close)
 
     async def finished(self, *, listed: bool) -> list[Row]:
-        with _redis_errors():
+        async with _redis_errors():
             return await self.state.finished(listed=listed)
 
     async def take(self, client: str) -> float | None:
         if self._rate is None:
             return None
-        with _redis_errors():
+        async with _redis_errors():
             return await self._rate.take(client)
 
     # -- health and metrics ---------------------------------------------------------------------
