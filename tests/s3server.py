@@ -65,8 +65,13 @@ def s3_client(endpoint: str) -> Any:
 class MotoServer:
     """One ``python -m moto.server`` process bound to 127.0.0.1."""
 
-    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(
+        self, *, startup_timeout: float = STARTUP_TIMEOUT, check_credentials: bool = False
+    ) -> None:
+        """``check_credentials``: refuse unknown access keys (moto's IAM checks from the first
+        request on), as AWS does; by default any key is taken."""
         self.startup_timeout = startup_timeout
+        self.check_credentials = check_credentials
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
@@ -84,6 +89,8 @@ class MotoServer:
         handle, name = tempfile.mkstemp(prefix="moto-", suffix=".log")
         self._log = Path(name)
         env = {**os.environ, "MOTO_CALL_RESET_API": "true"}
+        if self.check_credentials:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],

@@ -20,7 +20,7 @@ from newsreader.errors import StorageError
 from newsreader.storage import Storage, StoredObject, open_storage
 from newsreader.storage.directory import DirectoryStorage
 from newsreader.storage.s3 import S3Storage
-from tests.s3server import S3Bucket, free_port
+from tests.s3server import MotoServer, S3Bucket, free_port
 
 BIG = 24 * 1024 * 1024
 """A reading's size class: several multipart chunks, several read pieces."""
@@ -294,6 +294,20 @@ def test_no_credentials_is_one_line(
     assert str(caught.value) == (
         f"cannot use {s3_bucket.spec} at {s3_bucket.endpoint}: no S3 credentials "
         "(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)."
+    )
+
+
+def test_refused_credentials_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_aws_environment(monkeypatch)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with MotoServer(check_credentials=True) as strict:
+        storage = open_storage("s3://news/x", tmp_path, endpoint=strict.endpoint)
+        with pytest.raises(StorageError) as caught:
+            storage.check()
+    assert str(caught.value) == (
+        f"cannot use s3://news/x at {strict.endpoint}: the S3 credentials were refused "
+        "(InvalidAccessKeyId): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
     )
 
 
