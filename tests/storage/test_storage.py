@@ -19,7 +19,7 @@ import pytest
 from newsreader.errors import StorageError
 from newsreader.storage import Storage, StoredObject, open_storage
 from newsreader.storage.directory import DirectoryStorage
-from newsreader.storage.s3 import S3Storage
+from newsreader.storage.s3 import PIECE, S3Storage
 from tests.s3server import MotoServer, S3Bucket, free_port
 
 BIG = 24 * 1024 * 1024
@@ -166,6 +166,24 @@ def test_the_iterator_can_be_left_early(storage: Storage) -> None:
     chunks.close()  # type: ignore[attr-defined]
     storage.delete("segments/ab/x.mp3")
     assert all_keys(storage) == []
+
+
+def test_an_object_replaced_while_read_is_never_a_mix(storage: Storage) -> None:
+    """A folder's reader keeps the file it opened; S3 refuses the next piece of a replaced
+    object (If-Match): either way, never half old and half new bytes."""
+    old, new = b"\x01" * (PIECE + 200_000), b"\x02" * (PIECE + 200_000)
+    storage.put_bytes("readings/r.mp3", old, "audio/mpeg")
+    chunks = storage.read_range("readings/r.mp3", 0, len(old) - 1)
+    got = [next(chunks)]
+    storage.put_bytes("readings/r.mp3", new, "audio/mpeg")
+    if isinstance(storage, DirectoryStorage):
+        got.extend(chunks)
+        assert b"".join(got) == old
+    else:
+        with pytest.raises(StorageError, match=r"^readings/r\.mp3 in .* was replaced while"):
+            got.extend(chunks)
+        assert set(b"".join(got)) == {1}
+    assert storage.get_bytes("readings/r.mp3") == new
 
 
 BAD_KEYS = [
