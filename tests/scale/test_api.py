@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -431,3 +432,45 @@ def test_serve_refuses_bad_cluster_settings_in_one_line(
     result = serve("--data", data, "--redis", redis_url, "--storage", missing)
     assert result.exit_code == 7
     assert "no-such-bucket-here" in one_line(result.output)
+
+
+def test_the_feed_lists_the_clusters_listed_readings(tmp_path: Path, redis_url: str) -> None:
+    """A reading a worker finished as listed (a public page) is in every node's feed; one it
+    finished unlisted is not."""
+    from newsreader.scale.redisurl import connect
+    from newsreader.scale.state import RedisState
+
+    async def finish(state: RedisState, reading_id: str, url: str, listed: bool) -> None:
+        await state.submit(reading_id, {"kind": "url", "content": url}, url, audio_exists=False)
+        assert await state.claim(reading_id, "worker-1")
+        assert await state.finish(
+            reading_id,
+            title=f"新闻 {reading_id[:4]}",
+            duration=12.5,
+            bytes=75_000,
+            etag="0" * 32,
+            engine="edge",
+            listed=listed,
+            done=3,
+            total=3,
+        )
+
+    async def scenario() -> None:
+        redis = await connect(redis_url)
+        try:
+            state = RedisState(redis)
+            await finish(state, "a" * 24, "https://news.example.cn/a.html", True)
+            await finish(state, "b" * 24, "https://intranet.example.cn/b.html", False)
+        finally:
+            await redis.aclose()
+        config = cluster_config(tmp_path / "data", redis_url, public_url="https://read.example.cn")
+        async with api_node(config) as client:
+            feed = await client.get("/feed.xml")
+        assert feed.status_code == 200
+        parsed = feedparser.parse(feed.content)
+        assert [e.link for e in parsed.entries] == ["https://news.example.cn/a.html"]
+        [enclosure] = parsed.entries[0].enclosures
+        assert enclosure.href == f"https://read.example.cn/api/readings/{'a' * 24}/audio.mp3"
+        assert enclosure.length == "75000"
+
+    asyncio.run(scenario())

@@ -349,7 +349,9 @@ class Service:
             raise ApiError(400, "bad_url", error.message) from None
 
     async def describe(self, row: Row) -> ReadingOut:
-        live = await self.backend.live(row.id)
+        # Progress only while it is made (in one process it is gone once the reading ended).
+        unfinished = row.status in ("queued", "running")
+        live = await self.backend.live(row.id) if unfinished else None
         timeline = await self.backend.timeline(row.id) if row.status == "done" else None
         return describe(row, live, timeline)
 
