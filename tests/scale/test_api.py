@@ -474,3 +474,16 @@ def test_the_feed_lists_the_clusters_listed_readings(tmp_path: Path, redis_url: 
         assert enclosure.length == "75000"
 
     asyncio.run(scenario())
+
+
+def test_serve_with_redis_runs_an_api_node_process(tmp_path: Path, redis_url: str) -> None:
+    with Cluster(tmp_path / "cluster", redis_url, "127.0.0.1:9") as cluster:
+        node = cluster.api("--voice-connections", "4")
+        health = cluster.health(node)
+        assert health["mode"] == "cluster"
+        assert health["redis"] == "ok"
+        output = node.output()
+        assert "(an API node on Redis)" in output
+        assert "--voice-connections: the workers' settings in scale-out mode" in output
+        assert node.terminate() in (0, -signal.SIGTERM)  # uvicorn ends by the signal it got
+        assert "Traceback" not in node.output()  # an orderly stop: the Redis client closed

@@ -230,4 +230,39 @@ def serve(
             "give --public-url with the address readers use.",
             err=True,
         )
+    ignored = _workers_options_given() if config.redis_url is not None else []
+    if ignored:
+        click.echo(
+            f"newsreader: {', '.join(ignored)}: the workers' settings in scale-out mode, not "
+            "used by an API node; give them to newsreader worker.",
+            err=True,
+        )
     uvicorn.Server(server_config(app, config, host, port)).run()
+
+
+_WORKERS_OPTIONS = {
+    "engine": "--engine",
+    "fallback": "--fallback",
+    "loudness": "--loudness",
+    "intro": "--intro",
+    "outro": "--outro",
+    "cache_dir": "--cache-dir",
+    "voice_connections": "--voice-connections",
+    "jobs_per_client": "--jobs-per-client",
+}
+"""What only the process that synthesizes uses: on an API node, a worker's business.
+(``--jobs-per-client`` cannot be kept by a node: see ``service.cluster``.)"""
+
+
+def _workers_options_given() -> list[str]:
+    """The workers' options given on the command line or from the environment."""
+    context = click.get_current_context()
+    given = []
+    for name, option in _WORKERS_OPTIONS.items():
+        source = context.get_parameter_source(name)
+        if source is not None and source not in (
+            click.core.ParameterSource.DEFAULT,
+            click.core.ParameterSource.DEFAULT_MAP,
+        ):
+            given.append(option)
+    return given
