@@ -487,3 +487,42 @@ def test_serve_with_redis_runs_an_api_node_process(tmp_path: Path, redis_url: st
         assert "--voice-connections: the workers' settings in scale-out mode" in output
         assert node.terminate() in (0, -signal.SIGTERM)  # uvicorn ends by the signal it got
         assert "Traceback" not in node.output()  # an orderly stop: the Redis client closed
+
+
+# saq's own finish() calls redis-py's setex, which redis-py marks deprecated.
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
+def test_a_reading_submitted_again_while_its_failed_job_winds_up_is_queued(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A worker failed the reading and is still finishing its job (the queue refuses the key
+    meanwhile): the node asks again until the old job is gone, so the new attempt has a job."""
+    from saq.job import Status
+
+    from newsreader.scale.queue import make_queue, queue_depth
+    from newsreader.scale.redisurl import connect
+    from newsreader.scale.state import RedisState
+
+    async def scenario() -> None:
+        async with api_node(cluster_config(tmp_path / "data", redis_url)) as client:
+            posted = await client.post("/api/readings", json={"text": ARTICLE})
+            reading_id = posted.json()["id"]
+            queue = make_queue(await connect(redis_url))
+            try:
+                job = await queue.dequeue(timeout=2)  # as a worker takes it
+                assert job is not None and job.key == reading_id
+                assert await RedisState(queue.redis).fail(reading_id, "synthesis_failed", "x")
+
+                again = asyncio.create_task(client.post("/api/readings", json={"text": ARTICLE}))
+                await asyncio.sleep(0.3)
+                assert not again.done()  # the queue still has the old job: asked again
+                await queue.finish(job, Status.FAILED, error="x")  # the worker winds up
+                answer = await again
+                assert answer.status_code == 202
+                assert answer.json()["id"] == reading_id
+                assert await queue_depth(queue) == 1  # the new attempt's job
+                status = (await client.get(f"/api/readings/{reading_id}")).json()
+                assert status["status"] == "queued"
+            finally:
+                await queue.disconnect()
+
+    asyncio.run(scenario())

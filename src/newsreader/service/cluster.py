@@ -57,6 +57,9 @@ log = logging.getLogger("newsreader.service")
 
 CONNECT_TIMEOUT = 3.0
 """Seconds Redis gets to answer at start and for ``/healthz``."""
+ENQUEUE_TRIES = 10
+ENQUEUE_PAUSE = 0.1
+"""Asking the queue again for a reading whose previous job is still being wound up."""
 REQUEST_TIMEOUT = 5.0
 """Seconds the Redis work of one request may take (a hung server: 503, not a hung request)."""
 NOT_STARTED_POLL = 5.0
@@ -170,8 +173,6 @@ class ClusterBackend:
     ) -> tuple[Row, bool]:
         # ``client`` and ``article`` stay here: a worker extracts the posted text again from the
         # job (it is in the request), and --jobs-per-client is not enforced (module docstring).
-        from newsreader.scale.queue import enqueue
-
         reading_id = job.reading_id(self._key)
         async with _redis_errors():
             row, created = await self.state.submit(
@@ -182,7 +183,7 @@ class ClusterBackend:
             )
             if created:
                 try:
-                    await enqueue(self.queue, reading_id)
+                    await self._enqueue(reading_id)
                 except BaseException as error:
                     # Not left queued with no job (nobody would take it): a resubmission tries
                     # again.
@@ -194,6 +195,18 @@ class ClusterBackend:
                         raise _unavailable(error) from None
                     raise
         return row, created
+
+    async def _enqueue(self, reading_id: str) -> None:
+        """Queue the reading's job. The queue refuses a key whose job is still incomplete: a
+        reading failed and submitted again while its last job was being wound up. That job ends
+        within moments, so ask again a few times before giving up (with a line in the log)."""
+        from newsreader.scale.queue import enqueue
+
+        for _ in range(ENQUEUE_TRIES):
+            if await enqueue(self.queue, reading_id):
+                return
+            await asyncio.sleep(ENQUEUE_PAUSE)
+        log.warning("reading %s: its previous job is still on the queue; not queued", reading_id)
 
     async def _stored(self, key: str) -> bool:
         try:
