@@ -85,6 +85,7 @@ def test_round_trip(storage: Storage) -> None:
     assert b"".join(storage.read_range("readings/abc.json", 0, 0)) == data[:1]
     assert b"".join(storage.read_range("readings/abc.json", 100, 5000)) == data[100:5001]
     assert b"".join(storage.read_range("readings/abc.json", 9000, 99999)) == data[9000:]
+    assert list(storage.read_range("readings/abc.json", len(data), len(data) + 9)) == []
     # the same bytes keep their tag, other bytes get another
     again = storage.put_bytes("readings/abc.json", data, "application/json")
     assert again.etag == put.etag
