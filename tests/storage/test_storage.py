@@ -62,6 +62,7 @@ def all_keys(storage: Storage) -> list[str]:
 
 
 def test_check_passes_and_describes_where(storage: Storage, tmp_path: Path) -> None:
+    assert isinstance(storage, Storage)
     storage.check()
     if isinstance(storage, DirectoryStorage):
         assert storage.describe() == str(tmp_path / "store")

@@ -176,7 +176,10 @@ def frames_digest(frames: bytes) -> str:
 
 
 class LevelCache:
-    """Loudness measurements of pieces of bare frames. ``root=None``: measured every time."""
+    """Loudness measurements of pieces of bare frames. ``root=None``: measured every time.
+
+    Always a local folder, also when the segments are in a shared storage: a measurement is
+    derived from frames the worker already holds and is cheap to make again."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
