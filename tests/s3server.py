@@ -62,6 +62,19 @@ def s3_client(endpoint: str) -> Any:
     )
 
 
+_RUN = """
+import os, sys, threading
+def orphaned():
+    sys.stdin.buffer.read()
+    os._exit(0)
+threading.Thread(target=orphaned, daemon=True).start()
+from moto.server import main
+main(sys.argv[1:])
+"""
+"""moto's server, which exits when its standard input closes: a test run that is killed does
+not leave it behind."""
+
+
 class MotoServer:
     """One ``python -m moto.server`` process bound to 127.0.0.1."""
 
@@ -93,10 +106,10 @@ class MotoServer:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-c", _RUN, "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,  # closed when this process ends, however it ends
                 env=env,
                 start_new_session=True,
             )
@@ -128,6 +141,8 @@ class MotoServer:
             if self.process.poll() is None:
                 self.process.kill()
             self.process.wait(timeout=10)
+            if self.process.stdin is not None:
+                self.process.stdin.close()
             self.process = None
         self._client = None
         if self._log is not None:
