@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SentenceTiming
 from newsreader.storage import open_storage
@@ -14,7 +19,7 @@ from newsreader.synth.cache import SegmentCache, cache_key
 from newsreader.synth.edge import EdgeEngine
 from newsreader.synth.scheduler import Scheduler
 from tests.audio import make_script, make_segment
-from tests.s3server import S3Bucket, free_port
+from tests.s3server import S3Bucket
 from tests.standin.server import EdgeStandin, tone_mp3
 from tests.synth.test_stalls import edge_settings, segments
 
@@ -75,14 +80,54 @@ def test_missing_or_damaged_objects_are_misses(s3_bucket: S3Bucket, tmp_path: Pa
     assert (cache.hits, cache.misses) == (0, 4)
 
 
-def test_an_unreachable_store_is_a_miss_and_is_left_alone_a_while(tmp_path: Path) -> None:
-    storage = open_storage("s3://news", tmp_path, endpoint=f"http://127.0.0.1:{free_port()}")
-    cache = SegmentCache(None, storage=storage)
-    seg = make_segment(0, ("一句话。",), pause=Pause.PARAGRAPH)
-    cache.put("ab" * 32, audio(3, seg))  # no error
-    assert cache.get("ab" * 32, seg) is None
-    assert cache.get("cd" * 32, seg) is None  # paused: not even asked
-    assert cache.misses == 2
+def test_a_failing_store_is_a_miss_and_is_left_alone_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that hangs up on every request: the first failure is a skipped write, and the
+    store is not asked again for a while (so an unreachable store costs one wait, not one per
+    segment)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    accepted = 0
+
+    with socket.socket() as broken:
+        broken.bind(("127.0.0.1", 0))
+        broken.listen(16)
+        broken.settimeout(0.05)
+        stop = threading.Event()
+
+        def hang_up() -> None:
+            nonlocal accepted
+            while not stop.is_set():
+                try:
+                    connection, _ = broken.accept()
+                except TimeoutError:
+                    continue
+                accepted += 1
+                connection.close()
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        try:
+            endpoint = f"http://127.0.0.1:{broken.getsockname()[1]}"
+            storage = open_storage("s3://news", tmp_path, endpoint=endpoint)
+            cache = SegmentCache(None, storage=storage)
+            cache.PAUSE_AFTER_FAILURE = 1.0  # 30 s in use
+            seg = make_segment(0, ("一句话。",), pause=Pause.PARAGRAPH)
+            cache.put("ab" * 32, audio(3, seg))  # no error
+            asked = accepted
+            assert asked >= 1
+            assert cache.get("ab" * 32, seg) is None
+            assert cache.get("cd" * 32, seg) is None
+            cache.put("cd" * 32, audio(3, seg))
+            assert accepted == asked  # left alone
+            assert cache.misses == 2
+            time.sleep(1.05)  # the pause is over
+            assert cache.get("ab" * 32, seg) is None
+            assert accepted > asked  # asked again
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
 
 def test_a_folder_cache_keeps_its_layout(tmp_path: Path) -> None:

@@ -113,6 +113,7 @@ def test_put_file_consumes_the_file_and_local_path(storage: Storage, tmp_path: P
     source = tmp_path / "made.vtt"
     source.write_text("WEBVTT\n\n00:00.000 --> 00:01.000\n你好\n", encoding="utf-8")
     content = source.read_bytes()
+    inode = source.stat().st_ino
     put = storage.put_file("readings/r1.vtt", source, "text/vtt")
     assert not source.exists()
     assert put.size == len(content)
@@ -122,6 +123,7 @@ def test_put_file_consumes_the_file_and_local_path(storage: Storage, tmp_path: P
     if isinstance(storage, DirectoryStorage):
         assert local == storage.root / "readings" / "r1.vtt"
         assert local.read_bytes() == content
+        assert local.stat().st_ino == inode  # renamed into place, not copied
         # the service's scheme: the first 32 hex digits of the sha256
         assert put.etag == hashlib.sha256(content).hexdigest()[:32]
     else:
