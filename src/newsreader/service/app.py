@@ -71,10 +71,10 @@ from newsreader.service.security import (
     system_resolver,
 )
 from newsreader.service.store import JobStore, Row
+from newsreader.sources.fetch import check_url
 
 if TYPE_CHECKING:
     from newsreader.service.embedded import EmbeddedBackend
-from newsreader.sources.fetch import check_url
 
 _ID = re.compile(r"^[0-9a-f]{24}$")
 _STATIC = {
