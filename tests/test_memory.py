@@ -1,23 +1,33 @@
-"""Memory does not grow with the reading: segments go to the file as they come, none is kept.
+"""Memory does not grow with the reading: segments go to the file as they come, none is kept,
+and the work done on each (levelling, measuring) needs memory of a block, not of the whole.
 
 The peak RSS of whole runs is the memory benchmark's (``benchmarks/memory.py``); here Python's
-own allocations are traced while a streaming render writes 400 segments to an MP3 file.
+and numpy's own allocations are traced: while a streaming render writes 400 segments to an MP3
+file, while a long segment is levelled, while a batch of segments is measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from newsreader import pipeline
+from newsreader.audio.encode import encode_pcm
+from newsreader.audio.loudness import measure_apart, pcm_samples
 from newsreader.audio.mp3 import bare_frames, silence
 from newsreader.audio.writer import Mp3Writer
 from newsreader.config import Settings
 from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SentenceTiming
 from newsreader.synth.base import Voice
+from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
+from newsreader.synth.espeak import level_pcm
 from newsreader.synth.select import EngineChoice
 from tests.audio import make_script, make_segment
+from tests.audio.meter import speech_pcm
 
 SEGMENTS = 400
 FRAMES = 200
@@ -84,3 +94,45 @@ def test_a_long_reading_streams_to_its_file_without_keeping_its_audio(tmp_path: 
     assert len(frames) // FRAME_BYTES == written.timeline.frames
     pauses = sum(int(segment.pause) for segment in script.segments)
     assert written.timeline.frames == SEGMENTS * FRAMES + pauses
+
+
+def traced_peak(work: Callable[[], object]) -> int:
+    """Bytes Python and numpy had allocated at most while ``work`` ran, above where they were."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def speech() -> bytes:
+    """Two minutes of the embedded voice's 22,050 Hz PCM (its news sentences over and over)."""
+    once = b"".join(speech_pcm())
+    return once * -(-120 * ESPEAK_RATE * 2 // len(once))
+
+
+def test_levelling_a_segment_takes_a_few_copies_of_it_not_dozens(speech: bytes) -> None:
+    # Every segment of the embedded voice is levelled in a worker thread while the next one is
+    # rendered and the level meter measures: whole-segment temporaries there set the run's
+    # peak (68 MB for a 48 s segment, 32 times its PCM, before the limiter went block-wise).
+    level_pcm(speech[:4410], 9.0)  # scipy's modules load: once a process, not each segment
+    levelled: list[bytes] = []
+    peak = traced_peak(lambda: levelled.append(level_pcm(speech, 9.0)))
+    assert len(levelled[0]) == len(speech)
+    assert pcm_samples(levelled[0]).max() < pcm_samples(speech).max() * 10 ** (9 / 20)  # limited
+    # the float64 samples (4x) and the PCM made of them (2x), and a few blocks besides
+    assert peak < 9 * len(speech), f"{peak:,} bytes to level {len(speech):,} bytes of PCM"
+
+
+def test_measuring_a_batch_takes_the_memory_of_one_piece_not_of_the_batch(speech: bytes) -> None:
+    # The level meter measures a minute or more of a reading in one ffmpeg run; before, the run
+    # was decoded whole (float64) and every piece's temporaries came on top.
+    piece = encode_pcm(speech[: 30 * ESPEAK_RATE * 2], ESPEAK_RATE)  # 30 s of frames
+    measure_apart([piece[:1440]])  # scipy's modules load: once a process, not each batch
+    one = traced_peak(lambda: measure_apart([piece]))
+    six = traced_peak(lambda: measure_apart([piece] * 6))
+    # the frames themselves (30 s are 180 kB), handed to ffmpeg, are all six pieces add
+    assert six < one + 3 * 6 * len(piece), f"{six:,} bytes for six pieces, {one:,} for one"

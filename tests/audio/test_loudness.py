@@ -11,6 +11,7 @@ from newsreader.audio import loudness
 from newsreader.audio.encode import encode_pcm
 from newsreader.audio.loudness import Measurement, measure_frames, measure_samples
 from newsreader.audio.mp3 import silence
+from newsreader.errors import SynthesisError
 from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
 from tests.audio.meter import ebur128, speech_pcm
 
@@ -143,3 +144,37 @@ def test_pieces_measured_in_one_run_match_pieces_measured_apart(
     for one, other in zip(together, apart, strict=True):
         assert one.integrated == pytest.approx(other.integrated, abs=0.02)
         assert one.true_peak == pytest.approx(other.true_peak, abs=0.05)
+
+
+def test_block_by_block_measuring_is_exactly_the_whole_array_recipe() -> None:
+    from scipy.signal import sosfilt
+
+    rng = np.random.default_rng(3)
+    for rate, count in ((24_000, 3 * loudness.BLOCK + 4_000), (48_000, 100_001), (22_050, 777)):
+        x = (rng.standard_normal(count) * 0.2).astype(np.float32)  # as ffmpeg decodes
+        wide = x.astype(np.float64)
+        chunk = loudness.Measurement(rate, np.zeros(0), 0.0).chunk
+        weighted = np.zeros(-(-count // chunk) * chunk)
+        weighted[:count] = sosfilt(loudness.k_weighting(rate), wide)
+        rows = weighted.reshape(-1, chunk)
+        expected = np.einsum("ij,ij->i", rows, rows)
+        for samples in (x, wide):
+            measured = measure_samples(samples, rate)
+            assert np.array_equal(measured.energy, expected)
+            assert measured.peak == loudness.true_peak(wide, rate)
+
+
+def test_a_batch_with_a_piece_ffmpeg_cannot_decode_fails_whole(
+    speech_frames: list[bytes],
+) -> None:
+    noise = np.random.default_rng(1).integers(0, 256, 140 * 40, dtype=np.uint8).tobytes()
+    broken = b"".join(b"\xff\xf3\x64\xc4" + noise[i : i + 140] for i in range(0, len(noise), 140))
+    with pytest.raises(SynthesisError, match="cannot decode the audio"):
+        loudness.measure_apart([speech_frames[0], broken, speech_frames[1]])
+    with pytest.raises(SynthesisError, match="cannot decode the audio"):
+        loudness.measure_apart([bytes(144 * 30)])
+    # and a good batch still measures after a failed one (nothing left behind in the way)
+    again = loudness.measure_apart(speech_frames[:2])
+    assert [m.integrated for m in again] == [
+        measure_frames(p).integrated for p in speech_frames[:2]
+    ]

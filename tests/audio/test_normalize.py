@@ -8,7 +8,13 @@ import pytest
 from newsreader.audio.encode import encode_pcm
 from newsreader.audio.loudness import measure_pcm, pcm_samples
 from newsreader.audio.mp3 import silence
-from newsreader.audio.normalize import limit, normalize_pieces, sample_peaks
+from newsreader.audio.normalize import (
+    limit,
+    limit_in_place,
+    normalize_pieces,
+    sample_peaks,
+    to_pcm,
+)
 from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
 from tests.audio import ffmpeg_errors
 from tests.audio.meter import ebur128, speech_pcm
@@ -69,3 +75,41 @@ def test_silence_stays_silence() -> None:
     pieces, gain = normalize_pieces([bytes(44_100)], ESPEAK_RATE, -16.0)
     assert pieces == [bytes(44_100)] and gain == 0.0
     assert normalize_pieces([], ESPEAK_RATE, -16.0) == ([], 0.0)
+
+
+def whole_array_limit(samples: np.ndarray, rate: int, ceiling_db: float) -> np.ndarray:
+    """The limiter's recipe (module docstring) done on the whole array at once, with scipy."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    ceiling = 10 ** (ceiling_db / 20)
+    attack, hold = max(1, round(0.005 * rate)), round(0.040 * rate)
+    for _ in range(3):
+        peaks = sample_peaks(samples, rate, ceiling)
+        if peaks.max() <= ceiling:
+            break
+        needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+        spread = minimum_filter1d(needed, 2 * attack + hold + 1, mode="nearest", origin=hold // 2)
+        smooth = uniform_filter1d(spread, 2 * attack + 1, mode="nearest")
+        samples = samples * np.minimum(smooth, needed)
+    return samples
+
+
+@pytest.mark.parametrize("block", [1, 4000, 1 << 16])
+def test_the_limiter_block_by_block_is_exactly_the_whole_array_recipe(block: int) -> None:
+    rng = np.random.default_rng(11)
+    speech = pcm_samples(b"".join(speech_pcm()))[:300_000] * 4  # +12 dB: limited hard
+    noise = rng.standard_normal(70_001) * 0.4 * np.sin(np.arange(70_001) / 900) ** 2
+    for x, rate, ceiling in ((speech, ESPEAK_RATE, -2.1), (noise, 24_000, -4.0)):
+        expected = whole_array_limit(x, rate, ceiling)
+        assert np.array_equal(limit_in_place(x.copy(), rate, ceiling, block=block), expected)
+    assert np.array_equal(
+        limit(noise[:50], 24_000, -30.0), whole_array_limit(noise[:50], 24_000, -30.0)
+    )
+    quiet = noise * 0.01  # nothing to limit: as it was
+    assert np.array_equal(limit(quiet, 24_000, -1.0), quiet)
+
+
+def test_pcm_is_made_block_by_block_as_a_whole() -> None:
+    x = np.random.default_rng(5).standard_normal(200_003) * 0.7  # clips here and there
+    whole = np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2").tobytes()
+    assert to_pcm(x) == whole

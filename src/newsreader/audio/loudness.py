@@ -15,10 +15,13 @@ at least 192 kHz (BS.1770's 4x at 48 kHz; 8x at 24 kHz) by a polyphase FIR.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import math
 import subprocess
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,8 @@ from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 
 FloatArray = npt.NDArray[np.float64]
+Samples = npt.NDArray[np.floating[Any]]
+"""Float samples: float64, or float32 as ffmpeg decodes them (measured in float64)."""
 
 FRAME_SAMPLES = 576
 """Samples per edge-format frame (24 ms at 24 kHz)."""
@@ -44,6 +49,8 @@ SILENCE = -math.inf
 _BLOCK_HOPS = 4
 """A gating block is 400 ms: four 100 ms steps."""
 _FORMAT = b"NRL1"
+BLOCK = 1 << 16
+"""Samples measured at a time: the working memory is a few blocks, whatever the length."""
 HALF_TAPS = 10
 """Input samples on each side that one oversampled value is made from."""
 
@@ -216,11 +223,12 @@ def interpolator(up: int) -> tuple[FloatArray, float]:
     return taps, bound
 
 
-def true_peak(samples: FloatArray, rate: int) -> float:
+def true_peak(samples: Samples, rate: int) -> float:
     """Largest absolute value of ``samples`` oversampled to >= 192 kHz (linear, 1.0 = 0 dBTP).
 
     Only stretches near samples within the filter's gain bound of the sample peak can hold the
     true peak, so only those are oversampled: exact, and far cheaper than the whole signal.
+    Worked out ``BLOCK`` samples at a time (in float64, whatever ``samples`` are stored in).
     """
     if not len(samples):
         return 0.0
@@ -229,20 +237,27 @@ def true_peak(samples: FloatArray, rate: int) -> float:
     up = oversampling(rate)
     taps, bound = interpolator(up)
     delay = (len(taps) - 1) // 2
-    magnitude = np.abs(samples)
-    peak = float(magnitude.max())
+    peak = max(float(np.abs(part).max()) for _, part in _blocks(samples))
     if peak == 0:
         return 0.0
     # An oversampled value depends on the inputs within HALF_TAPS of it; where all of them are
     # below peak / bound it cannot exceed the peak.
-    candidates = np.flatnonzero(magnitude * bound > peak)
+    candidates = np.concatenate(
+        [np.flatnonzero(np.abs(part) * bound > peak) + at for at, part in _blocks(samples)]
+    )
     for start, stop in runs(candidates, 4 * HALF_TAPS):
         lo, hi = max(0, start - 2 * HALF_TAPS), min(len(samples), stop + 2 * HALF_TAPS)
-        upsampled: Any = upfirdn(taps, samples[lo:hi], up)
+        upsampled: Any = upfirdn(taps, np.asarray(samples[lo:hi], dtype=np.float64), up)
         first = (max(lo, start - HALF_TAPS) - lo) * up + delay
         last = (min(hi, stop + HALF_TAPS) - lo) * up + delay
         peak = max(peak, float(np.abs(upsampled[first:last]).max()))
     return peak
+
+
+def _blocks(samples: Samples, size: int = BLOCK) -> Iterator[tuple[int, FloatArray]]:
+    """``samples`` as float64, ``size`` at a time, with where each block starts."""
+    for at in range(0, len(samples), size):
+        yield at, np.asarray(samples[at : at + size], dtype=np.float64)
 
 
 def runs(indexes: npt.NDArray[np.intp], gap: int) -> list[tuple[int, int]]:
@@ -255,15 +270,25 @@ def runs(indexes: npt.NDArray[np.intp], gap: int) -> list[tuple[int, int]]:
     return [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
 
 
-def measure_samples(samples: FloatArray, rate: int) -> Measurement:
-    """Measure float samples (full scale 1.0) at ``rate``; a partial last chunk counts whole."""
+def measure_samples(samples: Samples, rate: int) -> Measurement:
+    """Measure float samples (full scale 1.0) at ``rate``; a partial last chunk counts whole.
+
+    Float32 samples (as ffmpeg decodes) are measured in float64 as if converted first; the work
+    goes ``BLOCK`` samples at a time (the K-filter's state carried over), so it needs a few
+    blocks of memory besides the samples, however long they are.
+    """
     from scipy.signal import sosfilt
 
     chunk = _chunk_size(rate)
-    weighted: Any = sosfilt(k_weighting(rate), samples)
-    padded = np.zeros(-(-len(samples) // chunk) * chunk)
-    padded[: len(samples)] = weighted
-    energy = np.einsum("ij,ij->i", padded.reshape(-1, chunk), padded.reshape(-1, chunk))
+    sos = k_weighting(rate)
+    state: Any = np.zeros((len(sos), 2))
+    energy = np.empty(-(-len(samples) // chunk))
+    for at, part in _blocks(samples, BLOCK // chunk * chunk):
+        weighted, state = sosfilt(sos, part, zi=state)
+        if len(weighted) % chunk:  # the last block: a partial chunk counts whole
+            weighted = np.concatenate((weighted, np.zeros(chunk - len(weighted) % chunk)))
+        rows = weighted.reshape(-1, chunk)
+        energy[at // chunk : at // chunk + len(rows)] = np.einsum("ij,ij->i", rows, rows)
     return Measurement(rate, energy, true_peak(samples, rate))
 
 
@@ -271,7 +296,9 @@ def pcm_samples(pcm: bytes) -> FloatArray:
     """16-bit little-endian PCM as floats (full scale 1.0)."""
     if len(pcm) % 2:
         raise ValueError("16-bit PCM needs an even number of bytes")
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    samples /= 32768.0
+    return samples
 
 
 def measure_pcm(pcm: bytes, rate: int) -> Measurement:
@@ -286,29 +313,80 @@ def decode_frames(mp3: bytes) -> FloatArray:
     """
     if len(mp3) % FRAME_BYTES:
         raise ValueError(f"{len(mp3)} bytes is not a whole number of {FRAME_BYTES}-byte frames")
-    if not mp3:
-        return np.zeros(0)
-    command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-f", "mp3", "-i", "pipe:0"]
-    run = subprocess.run(
-        [*command, "-f", "f32le", "-ac", "1", "pipe:1"],
-        input=mp3,
-        capture_output=True,
-        check=False,
-    )
-    if run.returncode or run.stderr.strip():
-        detail = run.stderr.decode(errors="replace").strip().splitlines()
-        raise SynthesisError(
-            f"cannot decode the audio to measure its loudness: "
-            f"{detail[0] if detail else f'ffmpeg exit {run.returncode}'}"
-        )
-    samples = np.frombuffer(run.stdout, dtype="<f4").astype(np.float64)
+    (samples,) = decoded(mp3, [len(mp3) // FRAME_BYTES * FRAME_SAMPLES])
+    return samples.astype(np.float64)
+
+
+def decoded(mp3: bytes, counts: Sequence[int]) -> Iterator[npt.NDArray[np.float32]]:
+    """Decode bare edge-format frames with ffmpeg as it goes: ``counts[0]`` float32 samples,
+    then ``counts[1]``, ... (576 a frame; ``counts`` adds up to all of them), each read from
+    ffmpeg only when asked for, so a long run never sits in memory whole.
+
+    Raises ``SynthesisError`` when ffmpeg reports any decoding error or gives other than 576
+    samples a frame (after the last piece: until then, what came is only as good as the rest).
+    """
+    if len(mp3) % FRAME_BYTES:
+        raise ValueError(f"{len(mp3)} bytes is not a whole number of {FRAME_BYTES}-byte frames")
     wanted = len(mp3) // FRAME_BYTES * FRAME_SAMPLES
-    if len(samples) != wanted:
-        raise SynthesisError(
-            f"decoding {wanted // FRAME_SAMPLES} frames gave {len(samples)} samples, "
-            f"not {wanted}: the audio is not in edge's format"
-        )
-    return samples
+    if sum(counts) != wanted or min(counts, default=0) < 0:
+        raise ValueError(f"pieces of {list(counts)} samples do not make up {wanted}")
+    if not mp3:
+        yield from (np.zeros(0, dtype=np.float32) for _ in counts)
+        return
+    command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-f", "mp3", "-i", "pipe:0"]
+    process = subprocess.Popen(
+        [*command, "-f", "f32le", "-ac", "1", "pipe:1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin and process.stdout and process.stderr
+    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    errors: list[bytes] = []
+
+    def feed() -> None:
+        with contextlib.suppress(OSError):  # ffmpeg gave up early: its error says why
+            stdin.write(mp3)
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    helpers = [
+        threading.Thread(target=feed, daemon=True),
+        threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True),
+    ]
+    for helper in helpers:
+        helper.start()
+    try:
+        got = 0
+        for count in counts:
+            data = stdout.read(4 * count)
+            got += len(data) // 4
+            if len(data) < 4 * count:
+                break
+            yield np.frombuffer(data, dtype="<f4")
+            del data  # before the next piece is read: one piece in memory at a time
+        got += len(stdout.read()) // 4
+        process.wait()
+        for helper in helpers:
+            helper.join()
+        message = b"".join(errors).strip()
+        if process.returncode or message:
+            detail = message.decode(errors="replace").splitlines()
+            raise SynthesisError(
+                f"cannot decode the audio to measure its loudness: "
+                f"{detail[0] if detail else f'ffmpeg exit {process.returncode}'}"
+            )
+        if got != wanted:
+            raise SynthesisError(
+                f"decoding {wanted // FRAME_SAMPLES} frames gave {got} samples, "
+                f"not {wanted}: the audio is not in edge's format"
+            )
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (stdout, stderr):
+            pipe.close()
 
 
 def measure_frames(mp3: bytes) -> Measurement:
@@ -322,14 +400,8 @@ def measure_pieces(pieces: Sequence[bytes]) -> list[Measurement]:
     The pieces are decoded as played one after another; each gets the samples of its own frames
     (576 per frame), so a piece's first 24 ms carry the tail of the one before, as when joined.
     """
-    samples = decode_frames(b"".join(pieces))
-    out: list[Measurement] = []
-    at = 0
-    for piece in pieces:
-        count = len(piece) // FRAME_BYTES * FRAME_SAMPLES
-        out.append(measure_samples(samples[at : at + count], FRAME_RATE))
-        at += count
-    return out
+    counts = [len(piece) // FRAME_BYTES * FRAME_SAMPLES for piece in pieces]
+    return _measure_each(decoded(b"".join(pieces), counts))
 
 
 ISOLATION_FRAMES = 2
@@ -346,13 +418,19 @@ def measure_apart(pieces: Sequence[bytes]) -> list[Measurement]:
     if not pieces:
         return []
     gap = silent_mp3(ISOLATION_FRAMES)
-    samples = decode_frames(gap.join(pieces))
+    counts: list[int] = []
+    for piece in pieces:  # each piece, then the gap after it (not measured)
+        counts += [len(piece) // FRAME_BYTES * FRAME_SAMPLES, ISOLATION_FRAMES * FRAME_SAMPLES]
+    stream = decoded(gap.join(pieces), counts[:-1])
+    return _measure_each(itertools.islice(stream, 0, None, 2))
+
+
+def _measure_each(pieces: Iterator[npt.NDArray[np.float32]]) -> list[Measurement]:
+    """Each piece's measurement, a piece let go before the next one is decoded."""
     out: list[Measurement] = []
-    at = 0
-    for piece in pieces:
-        count = len(piece) // FRAME_BYTES * FRAME_SAMPLES
-        out.append(measure_samples(samples[at : at + count], FRAME_RATE))
-        at += count + ISOLATION_FRAMES * FRAME_SAMPLES
+    for samples in pieces:
+        out.append(measure_samples(samples, FRAME_RATE))
+        del samples
     return out
 
 

@@ -52,26 +52,77 @@ def gain_for(measurement: Measurement, target: float) -> float:
     return max(-MAX_GAIN_DB, min(MAX_GAIN_DB, target - loudness))
 
 
-def limit(samples: FloatArray, rate: int, ceiling_db: float) -> FloatArray:
-    """``samples`` with their true peak held at or under ``ceiling_db`` dBTP by a smooth gain."""
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+BLOCK = 1 << 16
+"""Samples the limiter and ``to_pcm`` work on at a time: their working memory is a few blocks,
+not a few copies of the whole segment."""
 
+
+def limit(samples: FloatArray, rate: int, ceiling_db: float) -> FloatArray:
+    """``samples`` with their true peak held at or under ``ceiling_db`` dBTP by a smooth gain
+    (a new array; ``limit_in_place`` changes the samples themselves)."""
+    return limit_in_place(samples.copy(), rate, ceiling_db)
+
+
+def limit_in_place(
+    samples: FloatArray, rate: int, ceiling_db: float, *, block: int = BLOCK
+) -> FloatArray:
+    """``limit``, done on ``samples`` themselves, ``block`` samples at a time; returns them.
+
+    The result is exactly that of the whole-array recipe (the module docstring): each block is
+    worked out from its own samples and a margin on either side wide enough for every step
+    (oversampling, running minimum, moving average), the margin before it as it was before this
+    pass changed it, and the moving average's running sum is carried from block to block.
+    """
     if not len(samples):
         return samples
     ceiling = 10 ** (ceiling_db / 20)
     attack = max(1, round(ATTACK * rate))
     hold = round(HOLD * rate)
     for _ in range(3):  # a second pass catches what smoothing let through; a third is a guard
-        peaks = sample_peaks(samples, rate, ceiling)
-        if peaks.max() <= ceiling:
-            return samples
-        needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
-        # Window [n - attack - hold, n + attack] (scipy's origin shifts it toward the past).
-        size = 2 * attack + hold + 1
-        spread: Any = minimum_filter1d(needed, size, mode="nearest", origin=hold // 2)
-        smooth: Any = uniform_filter1d(spread, 2 * attack + 1, mode="nearest")
-        samples = samples * np.minimum(smooth, needed)
+        if not _limit_pass(samples, rate, ceiling, attack, hold, max(block, 1)):
+            break
     return samples
+
+
+def _limit_pass(
+    samples: FloatArray, rate: int, ceiling: float, attack: int, hold: int, block: int
+) -> bool:
+    """One pass of the limiter over ``samples``, in place; False when no sample needed it (the
+    samples are then as they were: every gain is exactly 1)."""
+    from scipy.ndimage import minimum_filter1d
+
+    count = len(samples)
+    # Window [n - attack - hold, n + attack] (scipy's origin shifts it toward the past), then a
+    # moving average over [n - attack, n + attack].
+    size = 2 * attack + hold + 1
+    width = 2 * attack + 1
+    margin = attack + 1 + size + 8 * HALF_TAPS
+    block = max(block, margin)
+    before = samples[:0].copy()  # the samples before the block, as they were
+    total = 0.0  # the moving average's running sum (scipy's: sequential, never re-summed)
+    loudest = 0.0
+    for start in range(0, count, block):
+        stop = min(count, start + block)
+        lo, hi = max(0, start - margin), min(count, stop + margin)
+        span = np.concatenate((before[len(before) - (start - lo) :], samples[start:hi]))
+        peaks = sample_peaks(span, rate, ceiling)
+        loudest = max(loudest, float(peaks[start - lo : stop - lo].max()))
+        needed = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
+        spread: Any = minimum_filter1d(needed, size, mode="nearest", origin=hold // 2)
+        # spread at n - attack - 1 ... stop + attack - 1, held at the ends of the samples
+        at = np.clip(np.arange(start - attack - 1, stop + attack), 0, count - 1) - lo
+        window = spread[at]
+        steps = window[width:] - window[:-width]
+        if start == 0:
+            total = float(np.cumsum(window[1 : width + 1])[-1])
+            steps = steps[1:]
+        sums = np.cumsum(np.concatenate(([total], steps)))
+        if start > 0:
+            sums = sums[1:]
+        total = float(sums[-1])
+        before = samples[max(0, stop - margin) : stop].copy()
+        samples[start:stop] *= np.minimum(sums / width, needed[start - lo : stop - lo])
+    return loudest > ceiling
 
 
 def sample_peaks(samples: FloatArray, rate: int, floor: float) -> FloatArray:
@@ -96,8 +147,15 @@ def sample_peaks(samples: FloatArray, rate: int, floor: float) -> FloatArray:
 
 
 def to_pcm(samples: FloatArray) -> bytes:
-    """Floats (full scale 1.0) as 16-bit little-endian PCM, rounded and clipped."""
-    return bytes(np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes())
+    """Floats (full scale 1.0) as 16-bit little-endian PCM, rounded and clipped (``BLOCK``
+    samples at a time)."""
+    pcm = np.empty(len(samples), dtype="<i2")
+    for start in range(0, len(samples), BLOCK):
+        part = samples[start : start + BLOCK] * 32768.0
+        np.round(part, out=part)
+        np.clip(part, -32768, 32767, out=part)
+        pcm[start : start + BLOCK] = part
+    return pcm.tobytes()
 
 
 def normalize_pieces(
@@ -129,7 +187,7 @@ def normalize_pieces(
     for _ in range(MAX_PASSES):
         applied = gain
         factor = 10 ** (applied / 20)
-        out = [limit(s * factor, rate, peak_ceiling) for s in originals]
+        out = [limit_in_place(s * factor, rate, peak_ceiling) for s in originals]
         if loss is None:
             loss = coding_loss(out, rate)
             aim = target + loss

@@ -191,10 +191,11 @@ def level_pcm(pcm: bytes, gain_db: float) -> bytes:
     """espeak's PCM scaled by ``gain_db``, its true peak held under the ceiling: every sample
     gets the same gain, but for those the limiter turns down around a peak."""
     from newsreader.audio.loudness import pcm_samples
-    from newsreader.audio.normalize import ENCODING_MARGIN, limit, to_pcm
+    from newsreader.audio.normalize import ENCODING_MARGIN, limit_in_place, to_pcm
 
-    scaled = pcm_samples(pcm) * 10 ** (gain_db / 20)
-    return to_pcm(limit(scaled, SAMPLE_RATE, PEAK_CEILING - ENCODING_MARGIN))
+    scaled = pcm_samples(pcm)
+    scaled *= 10 ** (gain_db / 20)  # in place, as the limiter works: one array of the segment
+    return to_pcm(limit_in_place(scaled, SAMPLE_RATE, PEAK_CEILING - ENCODING_MARGIN))
 
 
 def _encode(pcm: bytes, gain_db: float | None) -> bytes:
