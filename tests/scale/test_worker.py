@@ -46,13 +46,14 @@ def long_article(paragraphs: int) -> str:
     return "\n\n".join(lines)
 
 
-async def submit(redis_url: str, text: str) -> str:
-    """What an API node does for a posted text: the row in Redis, then the job."""
+async def submit(redis_url: str, text: str | JobRequest) -> str:
+    """What an API node does for a posted text (or any request): the row in Redis, then the
+    job."""
     redis = await connect(redis_url)
     queue = make_queue(redis)
     try:
         state = RedisState(redis)
-        request = JobRequest(kind="text", content=text)
+        request = JobRequest(kind="text", content=text) if isinstance(text, str) else text
         reading_id = request.reading_id(await state.id_key())
         _, created = await state.submit(
             reading_id, request.to_dict(), request.source, audio_exists=False
@@ -114,10 +115,11 @@ async def until(check: Callable[[], Any], what: str, timeout: float = 20) -> Non
         await asyncio.sleep(0.05)
 
 
-async def expected_frames(text: str, tmp_path: Path) -> bytes:
-    """The frames the stand-in sends for this text's script, rendered here with its own cache."""
+async def expected_frames(text: str | JobRequest, tmp_path: Path) -> bytes:
+    """The frames the stand-in sends for this text's (request's) script, rendered here with a
+    cache of its own."""
     config = make_config(tmp_path / "expected", loudness=None)
-    request = JobRequest(kind="text", content=text)
+    request = JobRequest(kind="text", content=text) if isinstance(text, str) else text
     settings = job_settings(request, config)
     article = load_article(request, settings, AddressPolicy())
     script = pipeline.make_script(article, settings)
@@ -179,7 +181,7 @@ def test_a_worker_makes_an_enqueued_reading(
         asyncio.run(scenario())
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         assert 'newsreader_readings_total{outcome="done"} 1.0' in scraped
-        assert "newsreader_segments_total 4.0" in scraped
+        assert "newsreader_segments_total 4.0" in scraped, scraped
         assert worker.alive
 
 

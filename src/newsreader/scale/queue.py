@@ -13,12 +13,16 @@ cut short by its length: ``TIMEOUT`` is far beyond the longest reading ``--max-c
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from saq.queue import Queue
     from saq.queue.redis import RedisQueue
+
+log = logging.getLogger("newsreader.queue")
 
 QUEUE_NAME = "newsreader"
 JOB_FUNCTION = "make_reading"
@@ -48,16 +52,79 @@ def make_queue(redis: str | Redis) -> RedisQueue:
     ``await queue.disconnect()`` closes the client too: share it only with code that stops
     with the queue."""
     from redis.asyncio import Redis
-    from saq.queue.redis import RedisQueue
-
-    class SweptQuickly(RedisQueue):
-        async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
-            return await super().sweep(lock, abort)
 
     client = Redis.from_url(redis) if isinstance(redis, str) else redis
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ValueError("the job queue needs a Redis client without decode_responses")
-    return SweptQuickly(client, name=QUEUE_NAME)
+    return _queue_class()(client, name=QUEUE_NAME)
+
+
+@functools.cache
+def _queue_class() -> type[RedisQueue]:
+    """saq's Redis queue with the sweep changed (saq is imported only when a queue is made)."""
+    from saq.job import Status
+    from saq.queue.redis import RedisQueue
+
+    class NewsreaderQueue(RedisQueue):
+        def __repr__(self) -> str:  # saq logs it: the name, not the client's settings
+            return f"queue {self.name!r}"
+
+        async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
+            """saq's sweep (hand the jobs of dead or stalled workers back to the queue), with
+            one change. A worker takes a job in two steps: it moves the job's id to the active
+            list, then marks the job active. saq sweeps a job it finds between the two, so a
+            sweep that runs just then hands a job that is starting to a second worker (on a
+            busy machine, often). Here such a job is swept only when the next sweep still
+            finds it so: its worker died between the two steps."""
+            if not await self.redis.set(self._sweep, 1, ex=lock, nx=True):
+                return []  # another worker swept moments ago
+            taking_key = self.namespace("taking")
+            members = await self.redis.smembers(taking_key)
+            seen_taking = {_text(member) for member in members}
+            ids = await self.redis.lrange(self._active, 0, -1)
+            payloads = await self.redis.mget(ids) if ids else []
+            taking: list[str] = []
+            swept: list[str] = []
+            for raw_id, payload in zip(ids, payloads, strict=True):
+                job_id = _text(raw_id)
+                job = self.deserialize(payload)
+                if job is None:
+                    swept.append(job_id)
+                    async with self.redis.pipeline(transaction=True) as pipe:
+                        pipe.lrem(self._active, 0, job_id)
+                        pipe.zrem(self._incomplete, job_id)
+                        await pipe.execute()
+                    log.info("sweeping missing job %s", job_id)
+                    continue
+                if job.status == Status.QUEUED and job_id not in seen_taking:
+                    taking.append(job_id)  # being taken: looked at again next time
+                    continue
+                if job.status == Status.ACTIVE and not job.stuck:
+                    continue
+                log.info("sweeping job %s (%s)", job.key, job.status.value)
+                swept.append(job_id)
+                await self.abort(job, error=self.swept_error_message)
+                try:
+                    await job.refresh(abort)
+                except TimeoutError:
+                    log.info("job %s: its worker did not confirm the abort", job.key)
+                if job.retryable:
+                    await self.retry(job, error=self.swept_error_message)
+                else:
+                    await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(taking_key)
+                if taking:
+                    pipe.sadd(taking_key, *taking)
+                    pipe.expire(taking_key, max(lock * 10, 60))
+                await pipe.execute()
+            return swept
+
+    return NewsreaderQueue
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 async def enqueue(queue: Queue, reading_id: str) -> bool:

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ REPORT_EVERY = 3
 """Seconds between a worker's reports of itself (``queue.live_workers`` counts recent ones)."""
 RELEASE_TIMEOUT = 2.0
 """Seconds a cancelled job may take to hand its reading back."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ClusterReading:
@@ -269,39 +271,56 @@ async def run_worker(
         raise ConfigError("a worker needs --redis URL (or NEWSREADER_REDIS_URL).")
     if concurrency < 1:
         raise ConfigError("--concurrency must be at least 1.")
-    redis = await connect(config.redis_url)
+    # A stop signal during the checks below ends the worker before it takes any job.
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stopped.set)
     try:
-        storage = await open_worker_storage(config)
-        metrics.start_metrics_server(metrics_port, metrics_host)
-    except BaseException:
-        await redis.aclose()
-        raise
-    queue = make_queue(redis)
-    reading_worker = ReadingWorker(config, redis, storage)
-    worker: Worker[Context] = Worker(
-        queue,
-        [(JOB_FUNCTION, reading_worker.make_reading)],
-        concurrency=concurrency,
-        timers={"sweep": SWEEP_EVERY, "worker_info": REPORT_EVERY, "schedule": 1, "abort": 1},
-        dequeue_timeout=1.0,
-        shutdown_grace_period_s=max(0, math.ceil(shutdown_grace)),
-        cancellation_hard_deadline_s=RELEASE_TIMEOUT + 1.0,
-        metadata={"name": reading_worker.name, "concurrency": concurrency},
-        id=reading_worker.name,
-    )
-    log.info(
-        "worker %s: %d at a time, %d voice connections, storage %s",
-        reading_worker.name,
-        concurrency,
-        config.voice_connections,
-        storage.describe(),
-    )
-    try:
-        await worker.start()
+        redis = await connect(config.redis_url)
+        queue = make_queue(redis)
+        reading_worker: ReadingWorker | None = None
+        try:
+            storage = await open_worker_storage(config)
+            metrics.start_metrics_server(metrics_port, metrics_host)
+            reading_worker = ReadingWorker(config, redis, storage)
+            worker: Worker[Context] = Worker(
+                queue,
+                [(JOB_FUNCTION, reading_worker.make_reading)],
+                concurrency=concurrency,
+                timers={
+                    "sweep": SWEEP_EVERY,
+                    "worker_info": REPORT_EVERY,
+                    "schedule": 1,
+                    "abort": 1,
+                },
+                dequeue_timeout=1.0,
+                shutdown_grace_period_s=max(0, math.ceil(shutdown_grace)),
+                cancellation_hard_deadline_s=RELEASE_TIMEOUT + 1.0,
+                metadata={"name": reading_worker.name, "concurrency": concurrency},
+                id=reading_worker.name,
+            )
+            log.info(
+                "worker %s: readings at a time %d, voice connections %d, storage %s",
+                reading_worker.name,
+                concurrency,
+                config.voice_connections,
+                storage.describe(),
+            )
+            if stopped.is_set():
+                log.info("worker %s: stopped before it took a job", reading_worker.name)
+                return
+            # No await that suspends from here to saq's own signal handlers (which replace
+            # these): a signal is handled by one or the other.
+            await worker.start()
+        finally:
+            if reading_worker is not None:
+                reading_worker.close()
+            metrics.stop_metrics_servers()
+            await queue.disconnect()
     finally:
-        reading_worker.close()
-        metrics.stop_metrics_servers()
-        await queue.disconnect()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 __all__ = [
