@@ -26,7 +26,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -158,12 +158,15 @@ class RenderStream:
         limiter: Limiter | None = None,
         on_ready: ProgressCallback | None = None,
         cache: SegmentCache | None = None,
+        on_audio: Callable[[bytes], None] | None = None,
     ) -> None:
         self.script = script
         self.settings = settings
         self.choice = choice
         self.limiter = limiter
         self.on_ready = on_ready
+        self.on_audio = on_audio
+        """Told each segment's audio as soon as it arrives, in any order (``Scheduler``)."""
         self.engine: str | None = choice.engine.name if choice else None
         """The engine whose segments are coming (None until it is chosen)."""
         self.warnings: list[str] = []
@@ -224,7 +227,9 @@ class RenderStream:
         return not any(e.name == engine.name and e.kind == "embedded" for e in registry.entries())
 
     async def _segments(self, engine: Engine) -> AsyncGenerator[RenderedSegment, None]:
-        scheduler = Scheduler(engine, self.settings, self._cache, limiter=self.limiter)
+        scheduler = Scheduler(
+            engine, self.settings, self._cache, limiter=self.limiter, on_audio=self.on_audio
+        )
         self._schedulers.append(scheduler)
         position = 0
         segments = iter(self.script.segments)
@@ -269,14 +274,18 @@ async def render_to(
     choice: EngineChoice | None = None,
     limiter: Limiter | None = None,
     on_ready: ProgressCallback | None = None,
+    on_audio: Callable[[bytes], None] | None = None,
 ) -> Written:
     """Steps 4–5, streaming: each segment's frames and pause go to ``sink`` as soon as it and
     all before it are ready; only the timeline (chapters, cues, counts) is kept, so memory does
-    not grow with the audio. A ``--fallback`` restart calls ``sink.restart()``.
+    not grow with the audio. A ``--fallback`` restart calls ``sink.restart()``. ``on_audio``
+    is told each segment's audio as soon as it arrives (see ``RenderStream``).
 
     ``choice``'s engine stays open (its owner closes it); an engine chosen here is closed.
     """
-    stream = RenderStream(script, settings, choice=choice, limiter=limiter, on_ready=on_ready)
+    stream = RenderStream(
+        script, settings, choice=choice, limiter=limiter, on_ready=on_ready, on_audio=on_audio
+    )
     assembler = Assembler(script, sink=sink.write)
     async with contextlib.aclosing(stream.items()) as items:
         async for item in items:
@@ -305,10 +314,10 @@ def load_clips(settings: Settings) -> Clips:
 
 def level_meter(settings: Settings) -> LevelMeter:
     """A meter for one reading, with the measurements cached beside the segment cache."""
+    from newsreader.audio.ahead import AheadLevels
     from newsreader.audio.level import LevelMeter
-    from newsreader.synth.cache import LevelCache
 
-    return LevelMeter(LevelCache(settings.cache_dir if settings.use_cache else None))
+    return LevelMeter(AheadLevels(settings.cache_dir if settings.use_cache else None))
 
 
 def measured(writer: AudioSink, settings: Settings, clips: Clips) -> MeasuredSink:
@@ -381,8 +390,15 @@ async def write_reading(
                 _write_sidecars(timeline, subtitles, chapters)
             return dataclasses.replace(written, timeline=timeline)
         with Mp3Writer(output) as writer:
+            from newsreader.audio.ahead import AheadLevels
+
             sink = measured(writer, settings, clips)
-            written = await render_to(script, settings, sink, choice=choice, on_ready=on_ready)
+            levels = sink.meter.cache
+            # each segment is measured as it arrives, while the other requests are still out
+            ahead = levels.ahead if isinstance(levels, AheadLevels) else None
+            written = await render_to(
+                script, settings, sink, choice=choice, on_ready=on_ready, on_audio=ahead
+            )
             timeline = await close_reading(sink, written.timeline, clips)
             finisher = sink.meter.finisher(settings.loudness)
             with written_together():

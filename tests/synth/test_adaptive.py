@@ -201,6 +201,37 @@ def test_segments_are_asked_for_in_work_order(edge_standin: EdgeStandin) -> None
     assert asked[2:6] == [parts[i].text for i in (5, 3, 4, 2)]  # lengths 6, 3, 2, 1
 
 
+def test_each_segment_is_handed_on_as_soon_as_it_arrives(edge_standin: EdgeStandin) -> None:
+    """``on_audio`` hears a segment's audio when it arrives, not when its turn in the script
+    comes (a level meter measures it then, while the other requests are still out)."""
+    edge_standin.configure(first_audio_latency=0.05, realtime_multiple=20.0)
+    lengths = [30, 1, 2]  # the first paragraph takes far longest
+    parts = tuple(
+        make_segment(i + 1, (f"第{i + 1}段" + "市民阅读" * n + "。",))
+        for i, n in enumerate(lengths)
+    )
+    heard: list[tuple[bytes, int]] = []
+    scheduler = Scheduler(
+        EdgeEngine(),
+        edge_settings(concurrency=3),
+        SegmentCache(None),
+        on_audio=lambda mp3: heard.append((mp3, len(done))),
+    )
+    done: list[SegmentAudio] = []
+
+    async def go() -> None:
+        async for audio in scheduler.run(make_script(parts, ("标题",))):
+            done.append(audio)
+
+    asyncio.run(go())
+    assert_complete(done, parts, edge_standin)
+    which = {tone_mp3(edge_standin.plan(p.text).frames): i for i, p in enumerate(parts)}
+    assert sorted(which[mp3] for mp3, _ in heard) == [0, 1, 2]  # each once
+    assert [which[mp3] for mp3, _ in heard][-1] == 0  # in the order they arrived
+    # the short ones were heard while nothing had been yielded yet (the first was still coming)
+    assert [ready for mp3, ready in heard if which[mp3] != 0] == [0, 0]
+
+
 def test_the_limiter_a_service_shares_keeps_working(edge_standin: EdgeStandin) -> None:
     """A limiter given to the scheduler (as the service gives its shared one) is used as is."""
     edge_standin.configure(first_audio_latency=0.05, realtime_multiple=20.0)

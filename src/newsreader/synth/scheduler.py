@@ -533,6 +533,7 @@ class Scheduler:
         rng: random.Random | None = None,
         stalls: StallPolicy | None = None,
         order: WorkOrder | None = None,
+        on_audio: Callable[[bytes], None] | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -541,6 +542,9 @@ class Scheduler:
         self.stats = RunStats()
         self.pace = Pace(stalls or StallPolicy())
         self.order = order or WorkOrder()
+        self.on_audio = on_audio
+        """Told each segment's audio as soon as it is here, in whatever order that is (a level
+        meter measures it then, while other requests are still out)."""
         self._rng = rng or random.Random()
         self._voice_id = engine.voice_id(settings)
         self._hung_up: set[asyncio.Task[SegmentAudio]] = set()
@@ -706,6 +710,8 @@ class Scheduler:
         cached = await self.cache.aget(key, segment)
         if cached is not None:
             self.stats.cache_hits += 1
+            if self.on_audio is not None:
+                self.on_audio(cached.mp3)
             return cached, True
         audio = await self._attempts(segment)
         if len(audio.sentences) != len(segment.sentences):
@@ -714,6 +720,8 @@ class Scheduler:
                 f"for {len(segment.sentences)} sentences"
             )
         await self.cache.aput(key, audio)
+        if self.on_audio is not None:
+            self.on_audio(audio.mp3)
         return audio, False
 
     async def run(

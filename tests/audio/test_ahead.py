@@ -1,0 +1,80 @@
+"""Loudness measured ahead: a segment's measurement taken when its audio arrives is the one the
+level meter gets later, taken once; failures reach the meter; ``read`` measures ahead."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from newsreader.audio.ahead import AheadLevels
+from newsreader.audio.level import LevelMeter
+from newsreader.audio.loudness import Measurement
+from newsreader.audio.mp3 import silence
+from newsreader.errors import SynthesisError
+from newsreader.models import FRAME_BYTES
+from newsreader.synth.cache import LevelCache
+from tests.standin.server import tone_mp3
+
+
+def _same(a: Measurement, b: Measurement) -> bool:
+    return a.rate == b.rate and a.peak == b.peak and a.energy.tolist() == b.energy.tolist()
+
+
+def _until(predicate: object, timeout: float = 20.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the worker never finished"
+        time.sleep(0.01)
+
+
+def test_a_piece_told_ahead_is_measured_then_and_not_again() -> None:
+    first, second, other = tone_mp3(200), tone_mp3(120), tone_mp3(80) + silence(5)
+    levels = AheadLevels(None)
+    levels.ahead(first)
+    levels.ahead(second)
+    levels.ahead(first)  # told twice: measured once
+    _until(lambda: levels.measured == 2)
+    found = levels.measure([second, other, first])
+    assert levels.measured == 3  # only ``other`` was measured when asked
+    plain = LevelCache(None).measure([second, other, first])
+    assert all(_same(a, b) for a, b in zip(found, plain, strict=True))
+    # used once and let go: asked again, it is measured again
+    levels.measure([first])
+    assert levels.measured == 4
+
+
+def test_the_meter_gets_the_same_reading_with_or_without_measuring_ahead() -> None:
+    pieces = [tone_mp3(150), silence(30), tone_mp3(90), silence(30), tone_mp3(260)]
+    ahead = AheadLevels(None)
+    for piece in reversed(pieces[::2]):  # arrived out of order
+        ahead.ahead(piece)
+    results = []
+    for levels in (ahead, LevelCache(None)):
+        meter = LevelMeter(levels)
+        for piece in pieces:
+            meter.add(piece)
+        results.append(meter.plan(-16.0))
+    assert results[0] == results[1]
+
+
+def test_a_piece_that_cannot_be_measured_fails_when_the_meter_asks() -> None:
+    bad = b"\xff" * FRAME_BYTES * 4  # not MP3 frames ffmpeg can decode
+    levels = AheadLevels(None)
+    levels.ahead(bad)
+    with pytest.raises(SynthesisError):
+        levels.measure([bad])
+
+
+def test_measured_ahead_and_cached_beside_the_segments(tmp_path: Path) -> None:
+    piece = tone_mp3(100)
+    levels = AheadLevels(tmp_path)
+    levels.ahead(piece)
+    _until(lambda: levels.measured == 1)
+    again = AheadLevels(tmp_path)
+    again.ahead(piece)  # found in the cache by the worker: not measured
+    _until(lambda: again.hits == 1)
+    assert again.measured == 0
+    assert _same(again.measure([piece])[0], LevelCache(tmp_path).measure([piece])[0])
