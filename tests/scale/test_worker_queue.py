@@ -1,13 +1,21 @@
-"""The job queue on a real Redis: one job per reading, and a sweep that spares a starting job."""
+"""The job queue on a real Redis: one job per reading, a sweep that spares a starting job, and a
+reading whose every run was lost with its worker ends failed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
+from saq.job import Status
 
-from newsreader.scale.queue import HEARTBEAT, enqueue, make_queue, queue_depth
+from newsreader.scale.queue import HEARTBEAT, RETRIES, enqueue, make_queue, queue_depth
 from newsreader.scale.redisurl import connect
+from newsreader.scale.state import RedisState
+from newsreader.scale.worker import ReadingWorker
+from newsreader.service.jobs import JobRequest, open_reading_storage
+from tests.service.conftest import ARTICLE, make_config
 
 
 # saq's abort (part of a sweep) still calls redis-py's SETEX, deprecated since redis-py 6.
@@ -42,3 +50,41 @@ def test_one_job_per_reading_and_a_job_being_taken_is_not_swept(redis_url: str) 
             await queue.disconnect()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
+def test_a_reading_whose_workers_all_died_fails_with_a_reason(
+    redis_url: str, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        redis = await connect(redis_url)
+        state = RedisState(redis)
+        config = make_config(tmp_path, redis_url=redis_url)
+        worker = ReadingWorker(config, redis, open_reading_storage(config))
+        queue = make_queue(redis, given_up=worker.given_up)
+        try:
+            request = JobRequest(kind="text", content=ARTICLE)
+            await state.submit("r1", request.to_dict(), None, audio_exists=False)
+            assert await enqueue(queue, "r1")
+            # The last of its runs: taken, claimed, then its worker went silent.
+            job = await queue.dequeue()
+            assert job is not None
+            assert await state.claim("r1", "lost-worker/4")
+            job.attempts = RETRIES
+            job.started = job.touched = millis_ago(HEARTBEAT + 5)
+            await queue._update(job, status=Status.ACTIVE)  # as saq marks it, long ago
+            assert await queue.sweep(lock=1) == [queue.job_id("r1")]
+            row = await state.get("r1")
+            assert row is not None and row.status == "failed"
+            assert row.error_code == "synthesis_failed"
+            assert row.error_message is not None and f"stopped {RETRIES} times" in row.error_message
+            assert await queue_depth(queue) == 0  # not queued again
+        finally:
+            worker.close()
+            await queue.disconnect()
+
+    asyncio.run(scenario())
+
+
+def millis_ago(seconds: float) -> int:
+    return int((time.time() - seconds) * 1000)

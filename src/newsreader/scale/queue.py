@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -45,27 +46,37 @@ to another worker (saq waits 5 s: a dead worker never confirms; a stalled one th
 confirmed by then is the "two executions" case the cluster state is made for)."""
 
 
-def make_queue(redis: str | Redis) -> RedisQueue:
+GivenUp = Callable[[str, int], Awaitable[None]]
+"""``(reading_id, runs)``: the queue stopped making a reading whose workers kept dying."""
+
+
+def make_queue(redis: str | Redis, *, given_up: GivenUp | None = None) -> RedisQueue:
     """The queue on ``redis``: a client (e.g. from ``scale.redisurl.connect``, which checked the
     server answers; it must not decode responses) or a URL (not contacted here).
 
     ``await queue.disconnect()`` closes the client too: share it only with code that stops
-    with the queue."""
+    with the queue. ``given_up``: what a worker's sweep does when it ends a job for good
+    (``RETRIES`` runs all lost with their workers): the worker marks the reading failed."""
     from redis.asyncio import Redis
 
     client = Redis.from_url(redis) if isinstance(redis, str) else redis
     if client.connection_pool.connection_kwargs.get("decode_responses"):
         raise ValueError("the job queue needs a Redis client without decode_responses")
-    return _queue_class()(client, name=QUEUE_NAME)
+    return _queue_class()(client, name=QUEUE_NAME, given_up=given_up)
 
 
 @functools.cache
-def _queue_class() -> type[RedisQueue]:
+def _queue_class() -> Callable[..., RedisQueue]:
     """saq's Redis queue with the sweep changed (saq is imported only when a queue is made)."""
     from saq.job import Status
     from saq.queue.redis import RedisQueue
 
     class NewsreaderQueue(RedisQueue):
+        def __init__(self, redis: Redis, *, given_up: GivenUp | None, **options: Any) -> None:
+            super().__init__(redis, **options)
+            self.given_up = given_up
+            """Called when a sweep ends a job for good (its runs all ended with their workers)."""
+
         def __repr__(self) -> str:  # saq logs it: the name, not the client's settings
             return f"queue {self.name!r}"
 
@@ -112,6 +123,8 @@ def _queue_class() -> type[RedisQueue]:
                     await self.retry(job, error=self.swept_error_message)
                 else:
                     await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+                    if self.given_up is not None:
+                        await self.given_up(job.key, job.attempts)
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(taking_key)
                 if taking:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from newsreader.audio.assemble import RenderedSegment
 from newsreader.audio.intro import load_clips
+from newsreader.errors import SynthesisError
 from newsreader.service.config import ServiceConfig
 from newsreader.service.jobs import (
     FairLimiter,
@@ -171,6 +172,20 @@ class ReadingWorker:
     def close(self) -> None:
         self.pools.close()
 
+    async def given_up(self, reading_id: str, runs: int) -> None:
+        """The queue stopped running the reading's job: each of its runs ended with its
+        worker (killed, or stalled past the heartbeat). The reading fails, listeners hear it."""
+        from newsreader.scale.live import LivePublisher
+
+        code = SynthesisError.code
+        message = (
+            f"the workers making this reading stopped {runs} times before it was done; "
+            "submit it again later."
+        )
+        if await self.state.fail(reading_id, code, message):
+            await LivePublisher(self.redis, reading_id).end("failed", (code, message))
+        log.warning("reading %s: given up after %d runs", reading_id, runs)
+
     async def make_reading(self, ctx: Context, *, reading_id: str) -> str:
         """The job function (``queue.JOB_FUNCTION``): make ``reading_id``; what happened, for
         the queue's record (``done``, ``failed``, ``done elsewhere``, ``nothing to do``)."""
@@ -278,12 +293,15 @@ async def run_worker(
         loop.add_signal_handler(signum, stopped.set)
     try:
         redis = await connect(config.redis_url)
-        queue = make_queue(redis)
-        reading_worker: ReadingWorker | None = None
         try:
             storage = await open_worker_storage(config)
-            metrics.start_metrics_server(metrics_port, metrics_host)
             reading_worker = ReadingWorker(config, redis, storage)
+        except BaseException:
+            await redis.aclose()
+            raise
+        queue = make_queue(redis, given_up=reading_worker.given_up)
+        try:
+            metrics.start_metrics_server(metrics_port, metrics_host)
             worker: Worker[Context] = Worker(
                 queue,
                 [(JOB_FUNCTION, reading_worker.make_reading)],
@@ -314,8 +332,7 @@ async def run_worker(
             # these): a signal is handled by one or the other.
             await worker.start()
         finally:
-            if reading_worker is not None:
-                reading_worker.close()
+            reading_worker.close()
             metrics.stop_metrics_servers()
             await queue.disconnect()
     finally:
