@@ -75,3 +75,35 @@ def test_the_embedded_service_puts_finished_readings_in_s3(
             store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_bucket_gone_midway_fails_the_reading_and_leaves_nothing(
+    tmp_path: Path, edge_standin: EdgeStandin, s3_bucket: S3Bucket
+) -> None:
+    config = make_config(tmp_path / "data", storage=s3_bucket.spec, loudness=None)
+
+    async def scenario() -> None:
+        store = JobStore(config.database)
+        readings = Readings(config, store, AddressPolicy())  # the bucket is checked here
+        s3_bucket.server.remove_bucket(s3_bucket.name)
+        try:
+            row, _ = readings.submit(JobRequest(kind="text", content=ARTICLE))
+            deadline = time.monotonic() + 20
+            while True:
+                current = store.get(row.id)
+                assert current is not None
+                if current.status in ("done", "failed"):
+                    break
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            assert current.status == "failed"
+            assert current.error_code == "storage_unavailable", current
+            assert current.error_message is not None and s3_bucket.name in current.error_message
+            assert list((tmp_path / "data" / "outgoing").iterdir()) == []
+            assert list((tmp_path / "data" / "readings").iterdir()) == []
+        finally:
+            await readings.stop()
+            store.close()
+            s3_bucket.server.create_bucket(s3_bucket.name)  # for the fixture to remove
+
+    asyncio.run(scenario())

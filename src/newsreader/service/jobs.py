@@ -563,6 +563,11 @@ class ReadingRunner:
         self.clips = clips
         self.staging = staging
         staging.mkdir(parents=True, exist_ok=True)
+        self.in_place = (
+            isinstance(storage, DirectoryStorage)
+            and storage.path(reading_key("x", "mp3")).parent.resolve() == staging.resolve()
+        )
+        """Whether finished files are made at their storage place (no copy to make)."""
         self.cache = SegmentCache(None, storage=storage) if config.storage is not None else None
         """With ``--storage``, segments are cached there (``segments/``), shared by every worker;
         else in the segment cache folder (``--cache-dir``, default ``--data/cache``)."""
@@ -691,7 +696,11 @@ class ReadingRunner:
                 progress,
                 finisher,
             )
-        size, etag = await self.pools.run(self.pools.work, _digest, audio)
+        try:
+            size, etag = await self.pools.run(self.pools.work, _digest, audio)
+        except BaseException:
+            self._discard(reading_id)
+            raise
         await self.pools.run(self.pools.work, self._store, reading_id)
         listed = await self._public(request, article)
         won = await state.finish(
@@ -778,13 +787,22 @@ class ReadingRunner:
         )
 
     def _store(self, reading_id: str) -> None:
-        """Put the made files in storage (blocking), the MP3 last; each object lands whole."""
-        for kind in ("vtt", "json", "mp3"):
-            key, path = reading_key(reading_id, kind), self.staged(reading_id, kind)
-            placed = self.storage.local_path(key)
-            if placed is not None and placed.resolve() == path.resolve():
-                continue  # made in its place (the data folder is the storage)
-            self.storage.put_file(key, path, CONTENT_TYPES[kind])
+        """Put the made files in storage (blocking), the MP3 last; each object lands whole.
+        Made in their place already (the data folder is the storage): nothing to do."""
+        if self.in_place:
+            return
+        try:
+            for kind in ("vtt", "json", "mp3"):
+                key, path = reading_key(reading_id, kind), self.staged(reading_id, kind)
+                self.storage.put_file(key, path, CONTENT_TYPES[kind])  # consumes the file
+        finally:
+            self._discard(reading_id)
+
+    def _discard(self, reading_id: str) -> None:
+        """Remove made files that did not reach the storage (none when made in place)."""
+        if not self.in_place:
+            for kind in CONTENT_TYPES:
+                self.staged(reading_id, kind).unlink(missing_ok=True)
 
 
 class Readings:
