@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,6 +118,34 @@ def test_the_gain_is_found_once_per_voice_and_settings() -> None:
     assert first - 7.0 < asyncio.run(engine.level_gain("cmn", Prosody(), -20.0)) <= first - 4.0
     key = (None, None, "cmn", Prosody(), -16.0)
     assert espeak._GAINS[key] == first
+
+
+def test_segments_that_ask_for_the_gain_at_once_level_the_passage_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first segments in flight all ask at the start of a run: levelling the passage for
+    # each of them at the same time set the peak memory of a short reading.
+    from newsreader.audio import normalize
+
+    calls: list[float] = []
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[list[bytes], float]:
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    real = normalize.normalize_pieces
+    monkeypatch.setattr(normalize, "normalize_pieces", counted)
+    engine = EspeakEngine()
+
+    async def together() -> list[float]:
+        asking = [engine.level_gain("cmn", Prosody(rate=190), -17.25) for _ in range(3)]
+        return list(await asyncio.gather(*asking))
+
+    gains = asyncio.run(together())
+    assert calls == [-17.25]  # once, with the real levelling, for all three
+    assert (
+        gains[0] == gains[1] == gains[2] == espeak._GAINS[(None, None, "cmn", Prosody(190), -17.25)]
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -36,7 +36,7 @@ from newsreader.audio.loudness import (
     SILENCE,
     FloatArray,
     Measurement,
-    gated_loudness,
+    gated_loudness_of,
     hop_chunks,
     programme,
 )
@@ -111,10 +111,18 @@ class Programme:
     Gained and fixed pieces (intro, outro) are kept apart, so the whole can be judged with the
     gained ones made any number of steps louder. The result equals ``programme(parts)`` of the
     same pieces (the gating blocks are the same steps).
+
+    The steps are kept in parts of about ``PART_HOPS`` (a piece's few hundred steps are joined
+    into the last part now and then), never copied into one array: judging a 20-hour reading
+    needs a part's worth of memory besides them, not a few copies of them all.
     """
+
+    PART_HOPS = 1 << 15
+    """Steps (100 ms) to a part: about 55 minutes, 256 kB."""
 
     def __init__(self) -> None:
         self._hops: dict[bool, list[FloatArray]] = {True: [], False: []}
+        self._recent = 0  # how many of the last arrays in _hops are pieces not yet joined
         self._carry: dict[bool, FloatArray] = {True: np.zeros(0), False: np.zeros(0)}
         self._peak = {True: 0.0, False: 0.0}
         self.frames = 0
@@ -138,23 +146,30 @@ class Programme:
             whole = len(joined) // _HOP * _HOP
             self._hops[kind].append(joined[:whole].reshape(-1, _HOP).sum(axis=1))
             self._carry[kind] = joined[whole:]
-        if len(self._hops[True]) > 64:
+        self._recent += 1
+        if self._recent > 64:
             for kind in (True, False):
-                self._hops[kind] = [np.concatenate(self._hops[kind])]
+                hops = self._hops[kind]
+                start = len(hops) - self._recent
+                if start and len(hops[start - 1]) < self.PART_HOPS:
+                    start -= 1  # the last part has room: the pieces join it
+                hops[start:] = [np.concatenate(hops[start:])]
+            self._recent = 0
 
-    def _energy(self, kind: bool) -> FloatArray:
-        return np.concatenate(self._hops[kind]) if self._hops[kind] else np.zeros(0)
+    def _parts(self, steps: int, fixed: bool) -> Iterator[FloatArray]:
+        factor = 10 ** (steps * STEP_DB / 20)
+        for gained, kept in zip(self._hops[True], self._hops[False], strict=True):
+            energy = gained * factor * factor
+            yield energy + kept if fixed else energy
 
     def measured(self, steps: int = 0, *, fixed: bool = True) -> tuple[float, float]:
         """(integrated LUFS, true peak dBTP) with the gained pieces ``steps`` louder; without
         ``fixed``, of the gained pieces alone (the fixed ones as silence)."""
         factor = 10 ** (steps * STEP_DB / 20)
-        energy = self._energy(True) * factor * factor
         peak = self._peak[True] * factor
         if fixed:
-            energy = energy + self._energy(False)
             peak = max(peak, self._peak[False])
-        loudness = gated_loudness(energy, _HOP_SAMPLES, 1)
+        loudness = gated_loudness_of(lambda: self._parts(steps, fixed), _HOP_SAMPLES, 1)
         return loudness, (20 * math.log10(peak) if peak > 0 else SILENCE)
 
 

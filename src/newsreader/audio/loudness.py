@@ -21,7 +21,7 @@ import itertools
 import math
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,20 +162,59 @@ def gated_loudness(energy: FloatArray, chunk: int, hop: int) -> float:
 
     ``hop=1`` takes energies already summed per 100 ms step (``chunk`` = samples in a step).
     """
-    block = _BLOCK_HOPS * hop
-    if len(energy) < block:
-        return SILENCE
-    sums = np.concatenate(([0.0], np.cumsum(energy)))
-    starts = np.arange(0, len(energy) - block + 1, hop)
-    mean_square = (sums[starts + block] - sums[starts]) / (block * chunk)
-    with np.errstate(divide="ignore"):
-        block_loudness = -0.691 + 10 * np.log10(mean_square)
-    gated = mean_square[block_loudness > ABSOLUTE_GATE]
+    return gated_loudness_of(lambda: iter((energy,)), chunk, hop)
+
+
+def gated_loudness_of(parts: Callable[[], Iterator[FloatArray]], chunk: int, hop: int) -> float:
+    """``gated_loudness`` of the energies that ``parts()`` yields a part at a time, one after
+    the other (it is called twice: once for each gate).
+
+    The same result, exactly, as for the energies joined into one array, but without a whole
+    array of block loudnesses (and its temporaries) for a long programme: only the blocks that
+    pass the absolute gate are gathered, to be averaged as before.
+    """
+    gated = _gathered(_block_mean_squares(parts(), chunk, hop), ABSOLUTE_GATE)
     if not len(gated):
         return SILENCE
     relative = -0.691 + 10 * math.log10(float(gated.mean())) + RELATIVE_GATE
-    kept = mean_square[(block_loudness > ABSOLUTE_GATE) & (block_loudness > relative)]
+    del gated
+    kept = _gathered(_block_mean_squares(parts(), chunk, hop), ABSOLUTE_GATE, relative)
     return -0.691 + 10 * math.log10(float(kept.mean()))
+
+
+def _gathered(blocks: Iterable[FloatArray], *gates: float) -> FloatArray:
+    """The mean squares of the blocks louder than every gate (LUFS), in order."""
+    kept: list[FloatArray] = [np.zeros(0)]
+    for mean_square in blocks:
+        with np.errstate(divide="ignore"):
+            block_loudness = -0.691 + 10 * np.log10(mean_square)
+        passed = np.ones(len(mean_square), dtype=bool)
+        for gate in gates:
+            passed &= block_loudness > gate
+        kept.append(mean_square[passed])
+    return np.concatenate(kept)
+
+
+def _block_mean_squares(parts: Iterable[FloatArray], chunk: int, hop: int) -> Iterator[FloatArray]:
+    """The mean square of every 400 ms gating block (``_BLOCK_HOPS * hop`` energies, one block
+    every ``hop``), a part at a time: the running sum is carried from part to part, so each
+    value is exactly what the whole array's cumulative sum gives."""
+    block = _BLOCK_HOPS * hop
+    sums = np.zeros(1)  # the running sums from index ``base`` on (sums[0] is the sum before)
+    base = 0
+    first = 0  # the next block's start
+    for part in parts:
+        if not len(part):
+            continue
+        sums = np.concatenate((sums, np.cumsum(np.concatenate((sums[-1:], part)))[1:]))
+        end = base + len(sums) - 1  # energies so far
+        starts = np.arange(first, end - block + 1, hop)
+        if len(starts):
+            yield (sums[starts + block - base] - sums[starts - base]) / (block * chunk)
+            first = int(starts[-1]) + hop
+        keep = min(len(sums), end - first + 1)  # sums from ``first`` on are still needed
+        base += len(sums) - keep
+        sums = sums[len(sums) - keep :].copy()
 
 
 def k_weighting(rate: int) -> FloatArray:

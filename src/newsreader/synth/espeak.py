@@ -30,6 +30,7 @@ import ctypes
 import math
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -146,16 +147,22 @@ class EspeakEngine:
         gain that levels ``CALIBRATION``, found once per process for each voice and settings."""
         key = (self._library, self._data, voice, prosody, round(target, 3))
         if key not in _GAINS:
+            await asyncio.to_thread(self._calibrate, key, target)
+        return _GAINS[key]
+
+    def _calibrate(self, key: _GainKey, target: float) -> None:
+        """Find the gain for ``key``, in a worker thread; the segments that ask at the same
+        time wait for the first to find it (not each levelling the passage, all at once)."""
+        with _CALIBRATING:
+            if key in _GAINS:
+                return
             from newsreader.audio.normalize import normalize_pieces
 
-            pieces = await render_pcm(
-                CALIBRATION, voice, prosody, library=self._library, data=self._data
-            )
-            _, gain = await asyncio.to_thread(
-                normalize_pieces, pieces, SAMPLE_RATE, target, PEAK_CEILING
-            )
-            _GAINS[key] = gain
-        return _GAINS[key]
+            _, _, voice, prosody, _ = key
+            pieces = _WORKER.submit(
+                _render_sentences, CALIBRATION, voice, prosody, self._library, self._data
+            ).result()
+            _, _GAINS[key] = normalize_pieces(pieces, SAMPLE_RATE, target, PEAK_CEILING)
 
     async def voices(self) -> list[Voice]:
         return list(VOICES)
@@ -184,7 +191,9 @@ PEAK_CEILING = -1.5
 must meet, because coding a segment on its own moved a peak by up to 0.65 dB in our articles,
 and a reading over -1 dBTP would be turned down a whole 1.5 dB step by the finishing step."""
 
-_GAINS: dict[tuple[str | None, str | None, str, Prosody, float], float] = {}
+_GainKey = tuple[str | None, str | None, str, Prosody, float]
+_GAINS: dict[_GainKey, float] = {}
+_CALIBRATING = threading.Lock()
 
 
 def level_pcm(pcm: bytes, gain_db: float) -> bytes:
