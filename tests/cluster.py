@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -57,7 +57,14 @@ class ClusterError(RuntimeError):
 class Node:
     """One process of the cluster: an API node or a worker."""
 
-    def __init__(self, name: str, role: str, command: Sequence[str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        command: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.role = role
         self.command = list(command)
@@ -67,7 +74,12 @@ class Node:
             self.process = subprocess.Popen(
                 self.command,
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+                env={
+                    **os.environ,
+                    "PYTHONPATH": str(ROOT),
+                    "PYTHONUNBUFFERED": "1",
+                    **(env or {}),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -132,6 +144,7 @@ class Cluster:
         data: Path | None = None,
         api_options: Sequence[str] = (),
         worker_options: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
         self.root = root
@@ -140,6 +153,8 @@ class Cluster:
         self.data = data or root / "data"
         self.api_options = list(api_options)
         self.worker_options = list(worker_options)
+        self.env = dict(env or {})
+        """More environment for every process (e.g. AWS_* for an S3 storage)."""
         self.ready_timeout = ready_timeout
         self.nodes: list[Node] = []
         root.mkdir(parents=True, exist_ok=True)
@@ -150,7 +165,7 @@ class Cluster:
         number = sum(1 for node in self.nodes if node.role == role) + 1
         name = f"{role}{number}"
         command = [sys.executable, "-c", POINTED, self.edge, *arguments]
-        node = Node(name, role, command, self.root / f"{name}.log")
+        node = Node(name, role, command, self.root / f"{name}.log", self.env)
         self.nodes.append(node)
         return node
 
