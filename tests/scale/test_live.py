@@ -442,3 +442,97 @@ def test_live_audio_refuses_a_client_that_decodes_responses(redis_url: str) -> N
             await text.aclose()
 
     asyncio.run(main())
+
+
+def test_a_follower_of_a_stream_replaced_by_a_new_run_does_not_splice_them(
+    redis_url: str,
+) -> None:
+    """The reading failed and was submitted again while a slow listener was still reading the
+    old stream: the new run's entries (later ids under the same key) are not its continuation."""
+    from newsreader.scale.state import RedisState
+
+    async def scenario(worker: Redis, node: Redis) -> list[bytes]:
+        state = RedisState(worker)
+        request = {"kind": "url", "content": "https://news.example.cn/a.html"}
+        await state.submit("r", request, None, audio_exists=False)
+        await state.claim("r")
+        old = LivePublisher(worker, "r")
+        await old.begin("t", 4, sentences(4), "edge")
+        await publish(old, range(4))
+        received: list[bytes] = []
+        listener = follow(node, "r", batch=1, block_ms=100)
+        received.append(await anext(listener))
+        await state.fail("r", "synthesis_failed", "the voice failed")
+        await old.end("failed", ("synthesis_failed", "the voice failed"))
+        await state.submit("r", request, None, audio_exists=False)  # a new run, a new stream
+        new = LivePublisher(worker, "r")
+        assert await new.begin("t", 4, sentences(4), "edge") == "begin"
+        await publish(new, range(4), take=7)
+        async for chunk in listener:
+            received.append(chunk)
+        return received
+
+    assert run(redis_url, scenario) == [audio(0)]
+
+
+def test_listeners_who_leave_end_their_followers_and_free_their_connections(
+    redis_url: str,
+) -> None:
+    """Followers cancelled while they block (a listener hung up) end at once, every time:
+    redis-py on Python 3.11 can swallow a cancellation as a command's write completes."""
+
+    async def clients(redis: Redis) -> int:
+        return len(cast(list[dict[str, Any]], await redis.client_list()))
+
+    async def scenario(worker: Redis, node: Redis) -> tuple[int, int, int, int]:
+        publisher = LivePublisher(worker, "r")
+        await publisher.begin("t", 4, sentences(4), "espeak")
+        await publish(publisher, range(1))
+        before = await clients(worker)
+        during = 0
+        lingering = 0
+        for round_ in range(12):
+            listeners = [start_follower(node, "r") for _ in range(5)]
+            await asyncio.sleep(0.25 + round_ % 4 * 0.07)  # they block for the next segment
+            during = max(during, await clients(worker))
+            for listener in listeners:
+                listener.cancel()
+            _, pending = await asyncio.wait(listeners, timeout=3)
+            lingering += len(pending)
+            for listener in pending:  # (so that a failure does not hang the test)
+                listener.cancel()
+        await node.connection_pool.disconnect(inuse_connections=False)
+        await asyncio.sleep(0.2)
+        after = await clients(worker)
+        # The node's client still works, and the segments go on for new listeners.
+        await publish(publisher, range(1, 4))
+        await publisher.end("done")
+        assert await collect(node, "r") == whole(4)
+        return lingering, before, during, after
+
+    lingering, before, during, after = run(redis_url, scenario)
+    assert lingering == 0
+    assert during >= before + 5
+    assert after <= before + 1
+
+
+def test_blocking_reads_stay_inside_the_clients_socket_timeout(redis_url: str) -> None:
+    assert live.socket_timeout(Redis.from_url(redis_url)) == 5.0  # redis-py's own default
+    assert live.socket_timeout(Redis.from_url(redis_url, socket_timeout=None)) is None
+
+    async def main() -> bytes:
+        worker = Redis.from_url(redis_url)
+        node = Redis.from_url(redis_url, socket_timeout=0.4)
+        try:
+            publisher = LivePublisher(worker, "r")
+            await publisher.begin("t", 2, sentences(2), "espeak")
+            listener = asyncio.create_task(collect(node, "r", block_ms=5000))
+            await asyncio.sleep(1.2)  # three socket timeouts with nothing to read
+            await publish(publisher, range(2))
+            await publisher.end("done")
+            return await listener
+        finally:
+            await worker.aclose()
+            await node.aclose()
+
+    assert asyncio.run(main()) == whole(2)

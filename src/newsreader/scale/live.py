@@ -35,18 +35,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from redis.asyncio import Redis
 
 from newsreader.errors import NewsreaderError
 from newsreader.service.payloads import SentencePayload
 from newsreader.service.store import Status
+
+T = TypeVar("T")
 
 PREFIX = "newsreader:live:"
 KEEP_SECONDS = 300
@@ -122,9 +125,25 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+async def call(command: Awaitable[T]) -> T:
+    """Await a Redis command, then re-raise a cancellation it swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (which redis-py uses to write a command within its
+    ``socket_timeout``) returns the result instead of raising when the task is cancelled just
+    as the write completes: a listener who left would be followed for ever, a stopped job would
+    go on. A task with a cancellation pending (``cancelling()``) after a command that returned
+    has lost one that way.
+    """
+    result = await command
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return result
+
+
 async def progress(redis: Redis, reading_id: str) -> LiveProgress | None:
     """The live state of a reading begun by a worker (None before ``begin`` and after expiry)."""
-    raw = await redis.hgetall(live_keys(reading_id)[1])
+    raw = await call(redis.hgetall(live_keys(reading_id)[1]))
     values = {_text(k): _text(v) for k, v in raw.items()}
     if "status" not in values:
         return None
@@ -341,16 +360,18 @@ class LivePublisher:
         job had begun the same script in the same voice (its segments are skipped as this one
         renders them again); ``"take"`` when it had another voice or script: a new take.
         """
-        reply = await self._begin(
-            keys=[self.stream, self.progress_key],
-            args=[
-                secrets.token_hex(8),
-                json.dumps(title, ensure_ascii=False),
-                total,
-                json.dumps(list(sentences), ensure_ascii=False),
-                engine,
-                _fingerprint(total, sentences),
-            ],
+        reply = await call(
+            self._begin(
+                keys=[self.stream, self.progress_key],
+                args=[
+                    secrets.token_hex(8),
+                    json.dumps(title, ensure_ascii=False),
+                    total,
+                    json.dumps(list(sentences), ensure_ascii=False),
+                    engine,
+                    _fingerprint(total, sentences),
+                ],
+            )
         )
         outcome, run, take = _text(reply[0]), _text(reply[1]), int(reply[2])
         self.run, self.take = run, take
@@ -380,9 +401,11 @@ class LivePublisher:
             raise RuntimeError(f"live reading {self.reading_id}: segment() before begin()")
         times = json.dumps([[t.start_ms, t.end_ms] for t in timings])
         reply = int(
-            await self._segment(
-                keys=[self.stream, self.progress_key],
-                args=[self.run, self.take, index, audio, repr(float(seconds)), times],
+            await call(
+                self._segment(
+                    keys=[self.stream, self.progress_key],
+                    args=[self.run, self.take, index, audio, repr(float(seconds)), times],
+                )
             )
         )
         self._owned(reply)
@@ -398,9 +421,11 @@ class LivePublisher:
         if not self.run:
             raise RuntimeError(f"live reading {self.reading_id}: restart() before begin()")
         reply = int(
-            await self._restart(
-                keys=[self.stream, self.progress_key],
-                args=[self.run, self.take, engine, json.dumps(warning, ensure_ascii=False)],
+            await call(
+                self._restart(
+                    keys=[self.stream, self.progress_key],
+                    args=[self.run, self.take, engine, json.dumps(warning, ensure_ascii=False)],
+                )
             )
         )
         self._owned(reply)
@@ -417,9 +442,11 @@ class LivePublisher:
         if status == "failed" and not code:
             code = NewsreaderError.code
         reply = int(
-            await self._end(
-                keys=[self.stream, self.progress_key],
-                args=[self.run, self.take, status, code, message, self.keep_seconds],
+            await call(
+                self._end(
+                    keys=[self.stream, self.progress_key],
+                    args=[self.run, self.take, status, code, message, self.keep_seconds],
+                )
             )
         )
         return reply == 1
@@ -428,12 +455,30 @@ class LivePublisher:
 # -- following -------------------------------------------------------------------------------------
 
 
+def socket_timeout(redis: Redis) -> float | None:
+    """The client's read timeout: as given, else its connection class's default (redis-py
+    gives every connection one, 5 s, unless told otherwise)."""
+    pool = redis.connection_pool
+    if "socket_timeout" in pool.connection_kwargs:
+        given = pool.connection_kwargs["socket_timeout"]
+        return float(given) if given else None
+    for cls in pool.connection_class.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameter = inspect.signature(init).parameters.get("socket_timeout")
+        if parameter is not None and isinstance(parameter.default, int | float):
+            return float(parameter.default) or None
+    return None
+
+
 def _block_ms(redis: Redis, block_ms: int) -> int:
-    """Blocking reads must end before the client's own socket timeout would cut them."""
-    timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+    """A blocking read must end well before the client's socket timeout would cut it (and
+    drop the connection with a ``TimeoutError``)."""
+    timeout = socket_timeout(redis)
     if timeout:
         return max(1, min(block_ms, int(timeout * 1000 / 2)))
-    return block_ms
+    return max(1, block_ms)
 
 
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -449,7 +494,7 @@ async def follow(
     redis: Redis,
     reading_id: str,
     *,
-    block_ms: int = 5000,
+    block_ms: int = 2000,
     batch: int = 4,
     wait: float = 60.0,
     idle: float | None = 300.0,
@@ -461,7 +506,8 @@ async def follow(
     if the reading fails, ``LiveStalled`` if nothing comes for ``idle`` seconds or the stream
     vanishes. Reads at most ``batch`` entries at a time (each one segment, a few hundred KB at
     most), so memory stays flat however long the reading. Each follower holds one Redis
-    connection while it blocks.
+    connection while it blocks, ``block_ms`` at a time (at most half the client's socket
+    timeout).
     """
     _check_bytes(redis)
     stream, progress_key = live_keys(reading_id)
@@ -470,7 +516,7 @@ async def follow(
     # 1. wait for the live reading to begin
     deadline = time.monotonic() + wait
     while True:
-        start, run = await redis.hmget(progress_key, ["take_start", "run"])
+        start, run = await call(redis.hmget(progress_key, ["take_start", "run"]))
         if start is not None and run is not None:
             break
         remaining = deadline - time.monotonic()
@@ -479,9 +525,8 @@ async def follow(
                 f"reading {reading_id} has not started within {wait:g} s; try again shortly."
             )
         # Blocks until the stream's first entry is added (begin writes it with the progress).
-        reply = await redis.xread(
-            {stream: "0-0"}, count=1, block=max(1, min(block, int(remaining * 1000)))
-        )
+        wait_ms = max(1, min(block, int(remaining * 1000)))
+        reply = await call(redis.xread({stream: "0-0"}, count=1, block=wait_ms))
         if reply:
             await asyncio.sleep(0.05)  # a stream without progress: expiring; look again shortly
 
@@ -489,18 +534,18 @@ async def follow(
     cursor: bytes | str = start
     quiet_since = touched = time.monotonic()
     while True:
-        reply = await redis.xread({stream: cursor}, count=batch, block=block)
+        reply = await call(redis.xread({stream: cursor}, count=batch, block=block))
         now = time.monotonic()
         if now - touched >= _TOUCH_EVERY:
             touched = now
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.expire(stream, FOLLOWER_KEEP, gt=True)
                 pipe.expire(progress_key, FOLLOWER_KEEP, gt=True)
-                await pipe.execute()
+                await call(pipe.execute())
         if not reply:
             if idle is not None and now - quiet_since >= idle:
                 raise LiveStalled(f"reading {reading_id}: no audio for {idle:g} s")
-            if not await redis.exists(stream):
+            if not await call(redis.exists(stream)):
                 raise LiveStalled(f"reading {reading_id}: its live audio is gone")
             continue
         quiet_since = now

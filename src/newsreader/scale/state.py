@@ -43,8 +43,8 @@ from typing import Any, ClassVar, cast
 from redis.asyncio import Redis
 
 from newsreader.errors import NewsreaderError
-from newsreader.scale.live import live_keys
-from newsreader.service.store import Row, Status
+from newsreader.scale.live import call, live_keys
+from newsreader.service.store import Row
 
 PREFIX = "newsreader:"
 QUEUED = f"{PREFIX}readings:queued"
@@ -277,7 +277,7 @@ class RedisState:
         self._fail = redis.register_script(_FAIL)
 
     async def get(self, reading_id: str) -> Row | None:
-        return _row(await self.redis.hgetall(reading_key(reading_id)))
+        return _row(await call(self.redis.hgetall(reading_key(reading_id))))
 
     async def submit(
         self,
@@ -302,7 +302,7 @@ class RedisState:
         seen = "*" if isinstance(audio_exists, bool) else ""
         while True:
             args = [reading_id, text, "0" if source is None else "1", source or "", time.time()]
-            reply = await self._submit(keys=keys, args=[*args, audio, seen])
+            reply = await call(self._submit(keys=keys, args=[*args, audio, seen]))
             outcome = int(reply[0])
             if outcome != 2:
                 row = _row(reply[1])
@@ -324,16 +324,21 @@ class RedisState:
         ``LivePublisher`` skips the segments listeners already have). False if the reading is
         missing, done or failed: the job has nothing to make.
         """
-        reply = await self._claim(
-            keys=[reading_key(reading_id), QUEUED, RUNNING], args=[reading_id, owner, time.time()]
+        reply = await call(
+            self._claim(
+                keys=[reading_key(reading_id), QUEUED, RUNNING],
+                args=[reading_id, owner, time.time()],
+            )
         )
         return bool(reply)
 
     async def release(self, reading_id: str, owner: str | None = None) -> bool:
         """Running -> queued: the job goes back to the queue (a worker shutting down)."""
-        reply = await self._release(
-            keys=[reading_key(reading_id), QUEUED, RUNNING],
-            args=[reading_id, owner or "", time.time()],
+        reply = await call(
+            self._release(
+                keys=[reading_key(reading_id), QUEUED, RUNNING],
+                args=[reading_id, owner or "", time.time()],
+            )
         )
         return bool(reply)
 
@@ -341,8 +346,8 @@ class RedisState:
         """Set ``fields`` (None deletes) of a queued or running reading; False if it is done,
         failed or missing, or (with ``owner``) claimed since by another execution."""
         fields["updated"] = time.time()
-        reply = await self._update(
-            keys=[reading_key(reading_id)], args=[owner or "", *_field_args(fields)]
+        reply = await call(
+            self._update(keys=[reading_key(reading_id)], args=[owner or "", *_field_args(fields)])
         )
         return bool(reply)
 
@@ -351,9 +356,11 @@ class RedisState:
         compare-and-set, true for exactly one caller; any later call changes nothing."""
         finished = fields.pop("finished", None) or time.time()
         fields["updated"] = time.time()
-        reply = await self._finish(
-            keys=[reading_key(reading_id), RUNNING, FINISHED, LISTED],
-            args=[reading_id, repr(float(finished)), *_field_args(fields)],
+        reply = await call(
+            self._finish(
+                keys=[reading_key(reading_id), RUNNING, FINISHED, LISTED],
+                args=[reading_id, repr(float(finished)), *_field_args(fields)],
+            )
         )
         return bool(reply)
 
@@ -362,9 +369,11 @@ class RedisState:
     ) -> bool:
         """Queued or running -> failed with the error; False if it had ended already (or,
         with ``owner``, another execution claimed it since)."""
-        reply = await self._fail(
-            keys=[reading_key(reading_id), QUEUED, RUNNING],
-            args=[reading_id, owner or "", code, message, time.time()],
+        reply = await call(
+            self._fail(
+                keys=[reading_key(reading_id), QUEUED, RUNNING],
+                args=[reading_id, owner or "", code, message, time.time()],
+            )
         )
         return bool(reply)
 
@@ -372,29 +381,29 @@ class RedisState:
         """The latest finished readings, newest first; with ``listed``, only the feed's."""
         if limit <= 0:
             return []
-        ids = await self.redis.zrevrange(LISTED if listed else FINISHED, 0, limit - 1)
+        ids = await call(self.redis.zrevrange(LISTED if listed else FINISHED, 0, limit - 1))
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for reading_id in ids:
                 pipe.hgetall(reading_key(_text(cast(bytes | str, reading_id))))
-            replies = await pipe.execute()
+            replies = await call(pipe.execute())
         rows = [_row(reply) for reply in replies]
         return [row for row in rows if row is not None and row.status == "done"]
 
-    async def counts(self) -> dict[Status, int]:
+    async def counts(self) -> dict[str, int]:
         """How many readings are queued and running, over the whole cluster."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.scard(QUEUED)
             pipe.scard(RUNNING)
-            queued, running = await pipe.execute()
+            queued, running = await call(pipe.execute())
         return {"queued": int(queued), "running": int(running)}
 
     async def id_key(self) -> bytes:
         """The secret that keys the ids of posted text: made once by whichever node asks first
         (SET NX), then the same for every API node. Kept as hex text."""
-        await self.redis.set(ID_KEY, secrets.token_hex(_KEY_BYTES), nx=True)
-        stored = await self.redis.get(ID_KEY)
+        await call(self.redis.set(ID_KEY, secrets.token_hex(_KEY_BYTES), nx=True))
+        stored = await call(self.redis.get(ID_KEY))
         try:
             key = bytes.fromhex(_text(stored or ""))
         except ValueError:
