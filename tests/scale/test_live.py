@@ -430,7 +430,7 @@ def test_waiting_and_silence_are_bounded(redis_url: str) -> None:
     run(redis_url, scenario)
 
 
-def test_live_audio_refuses_a_client_that_decodes_responses(redis_url: str) -> None:
+def test_live_audio_refuses_a_decoding_client_and_bad_bounds(redis_url: str) -> None:
     async def main() -> None:
         text = Redis.from_url(redis_url, decode_responses=True)
         try:
@@ -438,6 +438,12 @@ def test_live_audio_refuses_a_client_that_decodes_responses(redis_url: str) -> N
                 LivePublisher(text, "r")
             with pytest.raises(ValueError, match="decode_responses"):
                 await collect(text, "r")
+            raw = Redis.from_url(redis_url)
+            with pytest.raises(ValueError, match="keep_seconds"):
+                LivePublisher(raw, "r", keep_seconds=0)
+            with pytest.raises(ValueError, match="batch"):
+                await collect(raw, "r", batch=0)
+            await raw.aclose()
         finally:
             await text.aclose()
 

@@ -336,9 +336,13 @@ class LivePublisher:
 
     def __init__(self, redis: Redis, reading_id: str, *, keep_seconds: int = KEEP_SECONDS) -> None:
         _check_bytes(redis)
+        if int(keep_seconds) != keep_seconds or keep_seconds < 1:
+            raise ValueError(
+                f"keep_seconds must be a whole number of seconds >= 1, not {keep_seconds}"
+            )
         self.redis = redis
         self.reading_id = reading_id
-        self.keep_seconds = keep_seconds
+        self.keep_seconds = int(keep_seconds)
         self.stream, self.progress_key = live_keys(reading_id)
         self.run = ""
         self.take = 0
@@ -510,6 +514,8 @@ async def follow(
     timeout).
     """
     _check_bytes(redis)
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, not {batch}")
     stream, progress_key = live_keys(reading_id)
     block = _block_ms(redis, block_ms)
 
