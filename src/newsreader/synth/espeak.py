@@ -437,11 +437,16 @@ class _Espeak:
         )
         if status != 0:
             raise SynthesisError(f"espeak-ng failed on {text[:30]!r} (error {status}).")
-        return b"".join(self._chunks)
+        pcm = b"".join(self._chunks)
+        self._chunks.clear()  # the pieces go now, not when the instance is collected
+        return pcm
 
     def close(self) -> None:
         self._lib.espeak_Terminate()
         _unload(self._lib)
+        # The thunk refers back to this instance: without it, the instance (and what it holds)
+        # goes as soon as it is let go, not at the garbage collector's next cycle.
+        del self._callback
 
 
 @contextmanager
