@@ -87,9 +87,18 @@ def start_follower(redis: Redis, reading_id: str, **options: Any) -> asyncio.Tas
 
 
 async def following(redis: Redis, reading_id: str) -> asyncio.Task[bytes]:
-    """A follower that has found the current take (it is blocked reading for more)."""
-    task = start_follower(redis, reading_id)
-    await asyncio.sleep(0.3)
+    """A follower that has its first segment of the current take (it goes on in a task)."""
+    first = asyncio.Event()
+
+    async def listen() -> bytes:
+        chunks = []
+        async for chunk in follow(redis, reading_id, block_ms=200):
+            chunks.append(chunk)
+            first.set()
+        return b"".join(chunks)
+
+    task = asyncio.create_task(listen())
+    await asyncio.wait_for(first.wait(), 10)
     return task
 
 
