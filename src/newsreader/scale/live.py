@@ -22,7 +22,9 @@ Rules, each enforced by one Lua script so that they hold across machines:
   (``LiveSuperseded``) instead of mixing its audio into the new take.
 - A follower reads the current take from its first byte, then blocks for more; it ends at the
   ``end`` entry, or at a ``restart`` entry (the first voice's listeners hear it end, as in the
-  embedded service; who joins later gets the new take), or raises ``LiveFailed`` at a failed end.
+  embedded service; who joins later gets the new take), or raises ``LiveFailed`` at a failed end
+  (the embedded ``LiveAudio.follow`` just stops there, its ``failed`` flag set beside it; here
+  the failure travels with the iteration, so the HTTP layer decides how the response ends).
 - After ``end`` both keys expire in ``keep_seconds`` (the finished file is stored by then);
   a follower still reading keeps them at least ``FOLLOWER_KEEP`` seconds longer.
 

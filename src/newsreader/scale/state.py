@@ -16,6 +16,9 @@ Every change of status is one Lua script, so it is atomic across nodes:
     finish   running -> done                        (compare-and-set: exactly once)
     fail     queued | running -> failed
 
+Each script touches the reading's hash with the shared sets (and ``submit`` the live keys), so
+this needs one Redis server (with replicas or Sentinel if wanted), not Redis Cluster's slots.
+
 Re-delivery. The queue hands a job to another worker when its worker stops sending heartbeats:
 it died, or (rarely) it is alive but stalled, and then two executions of one reading run at
 once. What that needs:
