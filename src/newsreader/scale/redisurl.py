@@ -109,29 +109,46 @@ def address(url: str) -> str:
     return f"{host}:{parts.port or DEFAULT_PORT}"
 
 
-async def connect(url: str, *, timeout: float = 3.0, decode_responses: bool = False) -> Redis:
+async def connect(
+    url: str,
+    *,
+    timeout: float = 3.0,
+    decode_responses: bool = False,
+    max_connections: int | None = None,
+    pool_timeout: float = 5.0,
+) -> Redis:
     """A client for ``url`` that has answered PING within ``timeout`` seconds.
 
     The client reconnects by itself: a command that meets a dead connection is sent again on a
     new one (``RETRIES`` times), so a Redis restart costs callers nothing but the wait.
+    ``max_connections``: the pool's size, never more connections; a command that finds them
+    all busy waits for one up to ``pool_timeout`` seconds, then fails with a
+    ``ConnectionError``. None: redis-py's own pool (100, and past it commands fail at once).
 
     Raises ``ConfigError`` for a malformed URL and ``RedisUnavailable`` (one line naming
     host:port, why, and what to do) when the server refuses, cannot be resolved, does not answer
     in time, wants a (different) password or does not speak Redis.
     """
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
 
     cleaned = check_redis_url(url)
-    client: Redis = Redis.from_url(
-        cleaned,
-        socket_connect_timeout=timeout,
-        decode_responses=decode_responses,
+    options = {
+        "socket_connect_timeout": timeout,
+        "decode_responses": decode_responses,
         # a URL's client has no retry of its own: after Redis restarts, every pooled
         # connection would fail its next command once
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES),
-    )
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES),
+    }
+    client: Redis
+    if max_connections is None:
+        client = Redis.from_url(cleaned, **options)  # type: ignore[arg-type]
+    else:
+        pool = BlockingConnectionPool.from_url(
+            cleaned, max_connections=max_connections, timeout=pool_timeout, **options
+        )
+        client = Redis.from_pool(pool)
     try:
         async with asyncio.timeout(timeout):
             await client.ping()

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from saq.queue.redis import RedisQueue
 
+    from newsreader.scale.fanout import LiveHub
     from newsreader.scale.ratelimit import RedisRateLimiter
     from newsreader.scale.state import RedisState
     from newsreader.storage import Storage
@@ -64,6 +65,15 @@ REQUEST_TIMEOUT = 5.0
 """Seconds the Redis work of one request may take (a hung server: 503, not a hung request)."""
 NOT_STARTED_POLL = 5.0
 """A listener of a queued reading: seconds between looks at the row while no worker has begun."""
+REDIS_CONNECTIONS = 48
+"""The node's shared Redis connections at most (short commands of requests, the queue); past it
+a request gets 503 at once instead of opening more."""
+MAX_WATCHED = 64
+"""Readings one node follows live at most, each with one blocking Redis connection however many
+listen to it (``scale.fanout``); a listener of one more gets 503 with Retry-After."""
+REDIS_DESCRIPTORS = REDIS_CONNECTIONS + MAX_WATCHED
+"""File descriptors an API node's Redis clients may hold, beside its client connections (the
+open-files limit is raised for both by ``serve``)."""
 _MEDIA = {"audio": ("mp3", "audio/mpeg"), "captions": ("vtt", "text/vtt; charset=utf-8")}
 
 
@@ -124,19 +134,24 @@ class ClusterBackend:
         self._state: RedisState | None = None
         self._queue: RedisQueue | None = None
         self._rate: RedisRateLimiter | None = None
+        self._hub: LiveHub | None = None
         self._key = b""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect (``RedisUnavailable`` if Redis does not answer) and read the shared id key."""
+        from newsreader.scale.fanout import LiveHub
         from newsreader.scale.queue import make_queue
         from newsreader.scale.ratelimit import RedisRateLimiter
         from newsreader.scale.redisurl import connect
         from newsreader.scale.state import RedisState
 
         assert self.config.redis_url is not None
-        self._redis = await connect(self.config.redis_url, timeout=CONNECT_TIMEOUT)
+        url = self.config.redis_url
+        self._redis = await connect(url, timeout=CONNECT_TIMEOUT, max_connections=REDIS_CONNECTIONS)
+        reader = await connect(url, timeout=CONNECT_TIMEOUT, max_connections=MAX_WATCHED)
+        self._hub = LiveHub(self._redis, reader, max_watched=MAX_WATCHED)
         self._state = RedisState(self._redis)
         self._key = await self._state.id_key()
         self._rate = RedisRateLimiter(self._redis, self.config.rate_limit, self.config.rate_burst)
@@ -144,6 +159,9 @@ class ClusterBackend:
         await self._queue.connect()
 
     async def stop(self) -> None:
+        if self._hub is not None:
+            await self._hub.close()
+            await self._hub.reader.aclose()
         if self._queue is not None:
             with contextlib.suppress(Exception):
                 await self._queue.disconnect()
@@ -160,6 +178,11 @@ class ClusterBackend:
     def state(self) -> RedisState:
         assert self._state is not None, "the backend is not started"
         return self._state
+
+    @property
+    def hub(self) -> LiveHub:
+        assert self._hub is not None, "the backend is not started"
+        return self._hub
 
     @property
     def queue(self) -> RedisQueue:
@@ -256,20 +279,31 @@ class ClusterBackend:
             raise ApiError(
                 409, "reading_failed", f"the reading failed: {row.error_message or 'unknown'}"
             )
+        if self.hub.full(row.id):
+            raise ApiError(
+                503,
+                "too_many_streams",
+                f"this server streams {MAX_WATCHED} readings live already; try again shortly "
+                "or listen once the reading is done.",
+                headers={"Retry-After": "10"},
+            )
         return live_response(request, lambda: self._live_audio(row.id))
 
     async def _live_audio(self, reading_id: str) -> AsyncIterator[bytes]:
         """The live audio as ``LiveAudio.follow`` gives it in one process: from the first byte,
         until the reading ends; a failure or a restart ends it where it is; a listener who came
-        after the live stream was gone gets the finished file instead."""
-        from newsreader.scale.live import LiveFailed, LiveNotStarted, LiveStalled, follow
+        after the live stream was gone gets the finished file instead. Every listener of the
+        reading on this node shares one Redis reader (``scale.fanout``); a listener of a
+        reading not begun yet looks at its row every ``NOT_STARTED_POLL`` seconds."""
+        from newsreader.scale.live import LiveFailed, LiveNotStarted, LiveStalled
 
-        sent = 0
         while True:
+            sent = 0
             try:
-                async for chunk in follow(self.redis, reading_id, wait=NOT_STARTED_POLL):
-                    sent += len(chunk)
-                    yield chunk
+                async with self.hub.watching(reading_id) as watch:
+                    async for chunk in watch.follow(NOT_STARTED_POLL):
+                        sent += len(chunk)
+                        yield chunk
                 return
             except LiveNotStarted:
                 pass  # still queued (or its live stream expired): look at the row
@@ -282,9 +316,10 @@ class ClusterBackend:
             if sent:
                 return
             try:
-                row = await self.state.get(reading_id)
-            except Exception as error:
-                log.warning("live audio of %s cut: %s", reading_id, error)
+                async with _redis_errors():
+                    row = await self.state.get(reading_id)
+            except ApiError as error:
+                log.warning("live audio of %s cut: %s", reading_id, error.message)
                 return
             if row is None or row.status == "failed":
                 return

@@ -209,9 +209,12 @@ def serve(
             storage=storage or None,
             s3_endpoint=s3_endpoint or None,
         )
-        ensure_descriptors(max_connections)
-        if config.redis_url is not None:
-            from newsreader.service.cluster import preflight
+        if config.redis_url is None:
+            ensure_descriptors(max_connections)
+        else:
+            from newsreader.service.cluster import REDIS_DESCRIPTORS, preflight
+
+            ensure_descriptors(max_connections, REDIS_DESCRIPTORS)  # Redis: bounded pools
 
             asyncio.run(preflight(config))  # Redis answers, the storage can be used
         app = create_app(config)

@@ -249,22 +249,25 @@ def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
     )
 
 
-def ensure_descriptors(max_connections: int) -> int:
+def ensure_descriptors(max_connections: int, other: int = 0) -> int:
     """Raise the soft open-files limit if ``max_connections`` needs it; the limit in force.
 
-    ``UsageError`` if even the hard limit is too low: the cap must stay below it, or accepting
-    fails with "Too many open files" before the cap is reached.
+    ``other``: descriptors the process holds beside client connections and ``FD_RESERVE``
+    (an API node's Redis connections). ``UsageError`` if even the hard limit is too low: the
+    cap must stay below it, or accepting fails with "Too many open files" before the cap is
+    reached.
     """
-    needed = max_connections + FD_RESERVE
+    needed = max_connections + other + FD_RESERVE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         if hard == resource.RLIM_INFINITY or hard >= needed:
             resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
             soft = needed
         else:
+            room = max(1, hard - other - FD_RESERVE)
             raise UsageError(
                 f"--max-connections {max_connections} needs {needed} open files, but the limit "
-                f"is {hard} (ulimit -n): lower --max-connections to {max(1, hard - FD_RESERVE)} "
+                f"is {hard} (ulimit -n): lower --max-connections to {room} "
                 "or less, or raise the limit."
             )
     return soft
