@@ -47,6 +47,7 @@ from redis.asyncio import Redis
 
 from newsreader.errors import NewsreaderError
 from newsreader.scale.live import call, live_keys
+from newsreader.service.payloads import RequestPayload
 from newsreader.service.store import Row
 
 PREFIX = "newsreader:"
@@ -285,7 +286,7 @@ class RedisState:
     async def submit(
         self,
         reading_id: str,
-        request: dict[str, Any],
+        request: RequestPayload,
         source: str | None,
         *,
         audio_exists: AudioCheck,

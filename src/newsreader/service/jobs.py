@@ -57,7 +57,9 @@ from newsreader.service import metrics
 from newsreader.service.config import ServiceConfig
 from newsreader.service.inputs import check_size
 from newsreader.service.payloads import (
+    RequestPayload,
     SentencePayload,
+    SourceKind,
     TimelinePayload,
     chapter_list,
     read_timeline,
@@ -77,7 +79,6 @@ from newsreader.text.extract import extract
 
 log = logging.getLogger("newsreader.service")
 
-SourceKind = Literal["url", "text", "html"]
 ID_VERSION = 1
 """Part of every reading id: bump it when the same request should make a new reading."""
 
@@ -115,8 +116,15 @@ class JobRequest:
     def source(self) -> str | None:
         return self.content if self.kind == "url" else self.source_url
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_dict(self) -> RequestPayload:
+        return {
+            "kind": self.kind,
+            "content": self.content,
+            "title": self.title,
+            "source_url": self.source_url,
+            "voice": self.voice,
+            "rate": self.rate,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobRequest:

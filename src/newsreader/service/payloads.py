@@ -1,4 +1,5 @@
-"""The shapes of the service's own JSON: the sentences and chapters of a reading's timeline.
+"""The shapes of the service's own JSON: a reading's request as stored, and the sentences and
+chapters of its timeline.
 
 The API's request and response bodies are pydantic models in ``service.app``; these are the
 plain values the worker builds, keeps live and stores in ``<id>.json``, typed so every key is
@@ -16,6 +17,18 @@ from newsreader.audio.assemble import RenderedSegment
 from newsreader.models import Chapter, Reading, Script, Timeline
 
 SentenceKind = Literal["title", "heading", "body"]
+SourceKind = Literal["url", "text", "html"]
+
+
+class RequestPayload(TypedDict):
+    """What to read and how, as the job table and the cluster state keep it (``JobRequest``)."""
+
+    kind: SourceKind
+    content: str
+    title: str | None
+    source_url: str | None
+    voice: str
+    rate: str
 
 
 class SentencePayload(TypedDict):

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from newsreader.service.payloads import RequestPayload
+
 log = logging.getLogger("newsreader.service")
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -62,7 +64,7 @@ the feed; posted text and HTML leave it."""
 @dataclass(frozen=True)
 class Row:
     id: str
-    request: dict[str, Any]
+    request: RequestPayload
     status: Status
     title: str | None
     total: int
@@ -128,7 +130,7 @@ class JobStore:
             cursor = self._db.execute("SELECT * FROM readings WHERE id = ?", (reading_id,))
             return self._row(cursor.fetchone())
 
-    def add(self, reading_id: str, request: dict[str, Any], source: str | None) -> Row:
+    def add(self, reading_id: str, request: RequestPayload, source: str | None) -> Row:
         """Insert a queued reading, or queue a failed/lost one again; returns the row."""
         now = time.time()
         text = json.dumps(request, ensure_ascii=False, sort_keys=True)
