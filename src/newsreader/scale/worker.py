@@ -271,7 +271,8 @@ async def run_worker(
     """Run a worker until SIGTERM or SIGINT (see the module's docstring).
 
     Checks first, each a one-line ``NewsreaderError``: ``config.redis_url`` is set and Redis
-    answers; the storage can be written; the metrics port can be listened on. ``concurrency``:
+    answers; the audio settings agree with the cluster's (``scale.settings``); the storage can
+    be written; the metrics port can be listened on. ``concurrency``:
     readings made at once; ``metrics_port``: where ``/metrics`` is served (0: off);
     ``shutdown_grace``: seconds running readings may take to finish after a stop signal.
     """
@@ -280,6 +281,7 @@ async def run_worker(
     from newsreader.errors import ConfigError
     from newsreader.scale.queue import JOB_FUNCTION, make_queue
     from newsreader.scale.redisurl import connect
+    from newsreader.scale.settings import agree_worker
     from newsreader.service import metrics
 
     if config.redis_url is None:
@@ -294,6 +296,7 @@ async def run_worker(
     try:
         redis = await connect(config.redis_url)
         try:
+            await agree_worker(redis, config)  # one sound per cluster (scale.settings)
             storage = await open_worker_storage(config)
             reading_worker = ReadingWorker(config, redis, storage)
         except BaseException:

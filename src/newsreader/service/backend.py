@@ -74,6 +74,9 @@ class ClusterHealthOut(BaseModel):
     """Jobs waiting in the queue for a worker."""
     workers: int | None = None
     """Workers that reported to the queue recently."""
+    settings: dict[str, str] | None = None
+    """The audio settings every worker makes readings with (``scale.settings``); None until
+    the first worker started."""
 
 
 class Health(BaseModel):

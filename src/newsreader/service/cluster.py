@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,7 @@ class Numbers:
     running: int
     queue_depth: int
     workers: int
+    settings: dict[str, str] | None
 
 
 def _unavailable(error: BaseException) -> ApiError:
@@ -111,14 +112,20 @@ async def _redis_errors(seconds: float | None = None) -> AsyncIterator[None]:
         raise _unavailable(error) from None
 
 
-async def preflight(config: ServiceConfig) -> None:
-    """Before serving: Redis answers and the storage can be used, or one line says why
-    (``RedisUnavailable``, ``ConfigError``, ``StorageError``)."""
+async def preflight(config: ServiceConfig, given: Collection[str] = ()) -> None:
+    """Before serving: Redis answers, the audio options ``given`` on the command line (e.g.
+    ``--engine``) agree with the cluster's (``scale.settings``), and the storage can be used,
+    or one line says why (``RedisUnavailable``, ``ConfigError``, ``StorageError``)."""
     from newsreader.scale.redisurl import connect
+    from newsreader.scale.settings import OPTIONS, agree_api_node
 
     assert config.redis_url is not None
     redis = await connect(config.redis_url, timeout=CONNECT_TIMEOUT)
-    await redis.aclose()
+    try:
+        names = [name for name, option in OPTIONS.items() if option in given]
+        await agree_api_node(redis, config, names)
+    finally:
+        await redis.aclose()
     storage = open_reading_storage(config)
     await anyio.to_thread.run_sync(storage.check)
 
@@ -368,6 +375,7 @@ class ClusterBackend:
 
     async def _numbers(self) -> Numbers:
         from newsreader.scale.queue import live_workers, queue_depth
+        from newsreader.scale.settings import recorded_settings
 
         async with asyncio.timeout(CONNECT_TIMEOUT):
             counts = await self.state.counts()
@@ -376,6 +384,7 @@ class ClusterBackend:
                 running=counts["running"],
                 queue_depth=await queue_depth(self.queue),
                 workers=await live_workers(self.queue),
+                settings=await recorded_settings(self.redis),
             )
 
     async def health(self) -> Health:
@@ -399,6 +408,7 @@ class ClusterBackend:
             running=numbers.running,
             queue_depth=numbers.queue_depth,
             workers=numbers.workers,
+            settings=numbers.settings,
         )
         return Health(ok=True, body=body)
 

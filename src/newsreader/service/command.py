@@ -216,7 +216,8 @@ def serve(
 
             ensure_descriptors(max_connections, REDIS_DESCRIPTORS)  # Redis: bounded pools
 
-            asyncio.run(preflight(config))  # Redis answers, the storage can be used
+            # Redis answers, audio options given agree with the workers', storage can be used
+            asyncio.run(preflight(config, _workers_options_given()))
         app = create_app(config)
     except StorageError as error:
         raise _StorageUnusable(error.message) from None
