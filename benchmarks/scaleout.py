@@ -3,6 +3,7 @@ listeners in embedded mode (``serve`` alone) and in scale-out mode (an API node 
 
     python -m benchmarks scaleout            # or: python3 tasks.py bench scaleout
     python -m benchmarks scaleout --quick    # 1 and 2 workers, 8 listeners: checks it works
+    python -m benchmarks scaleout --workers ""   # first audio only
 
 Every role is its own process on loopback (``tests/cluster.py``): a real redis-server, API nodes
 (``newsreader serve --redis``), workers (``newsreader worker``), all talking to the local edge
@@ -19,10 +20,12 @@ different every time, so no segment is ever a cache hit.
   table gives that bound beside the measure, and the CPU the cluster's processes used, to show
   that the two shared cores were not the limit.
 - First audio: ``--listeners`` clients each post a different article and follow its
-  ``stream.mp3`` to the end (as ``benchmarks/service.py`` measures: from sending the POST to the
-  first byte of audio), once against ``serve`` alone (its default 8 voice connections) and once
-  against one API node with ``--latency-workers`` workers sharing the same number of voice
-  connections in all.
+  ``stream.mp3`` to the end, ``--rounds`` times in turn (as ``benchmarks/service.py`` measures:
+  from sending the POST to the first byte of audio), once against ``serve`` alone and once
+  against one API node with ``--latency-workers`` workers, with the same number of voice
+  connections in all (``serve`` gets ``--latency-workers`` x ``--voice-connections``; the
+  workers take all the listeners' readings at once between them, each with its fair share of
+  its own connections, as ``serve`` does in one process).
 """
 
 from __future__ import annotations
@@ -36,15 +39,23 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # ``tests`` lives in the repository, not in the package
     sys.path.insert(0, str(ROOT))
+
+from newsreader.config import Settings  # noqa: E402
+from newsreader.pipeline import make_script  # noqa: E402
+from newsreader.text.extract import extract  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.standin.server import EdgeStandin
 
 _WORDS = [
     "城市",
@@ -83,8 +94,6 @@ _WORDS = [
     "交流",
     "经验",
 ]
-SPEECH_CHARS_PER_SECOND = 5.0
-"""The stand-in's default: 0.2 s of speech per character."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -122,7 +131,8 @@ class Throughput:
     bound: float
     """Readings per minute the stand-in allows the workers' voice connections."""
     cpu: float
-    """CPU seconds of every process (the cluster's and this one's, with the stand-in)."""
+    """CPU seconds of every process (the cluster's, redis-server's and this one's, with the
+    stand-in)."""
 
     @property
     def per_minute(self) -> float:
@@ -162,16 +172,18 @@ async def wait_done(client: httpx.AsyncClient, base: str, readings: Sequence[str
             await asyncio.sleep(0.1)
 
 
-async def throughput_level(base: str, texts: Sequence[str], warm: Sequence[str]) -> float:
+async def throughput_level(
+    base: str, texts: Sequence[str], warm: Sequence[str], cpu: Callable[[], float]
+) -> tuple[float, float]:
     """Post ``warm`` and wait (every process has imported what it needs), then post ``texts``
-    at once; seconds from the first POST to the last reading done."""
+    at once: (seconds from the first POST to the last reading done, CPU seconds meanwhile)."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         await wait_done(client, base, await asyncio.gather(*(post(client, base, t) for t in warm)))
-        started = time.monotonic()
+        started, before = time.monotonic(), cpu()
         readings = await asyncio.gather(*(post(client, base, t) for t in texts))
         await wait_done(client, base, readings)
-        return time.monotonic() - started
+        return time.monotonic() - started, cpu() - before
 
 
 async def listen(client: httpx.AsyncClient, base: str, text: str) -> float:
@@ -195,14 +207,21 @@ async def listen(client: httpx.AsyncClient, base: str, text: str) -> float:
 
 
 async def first_audio_level(
-    base: str, texts: Sequence[str], warm: Sequence[str], mode: str
+    base: str, texts: Sequence[Sequence[str]], warm: Sequence[str], mode: str
 ) -> FirstAudio:
+    """Each of ``len(texts)`` listeners posts its texts one after the other, following each
+    stream to its end before the next (after ``warm``, all at once and not counted)."""
+
+    async def listener(client: httpx.AsyncClient, mine: Sequence[str]) -> list[float]:
+        return [await listen(client, base, text) for text in mine]
+
     limits = httpx.Limits(max_connections=4 * len(texts), max_keepalive_connections=4 * len(texts))
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         await asyncio.gather(*(listen(client, base, t) for t in warm))
         started = time.monotonic()
-        firsts = sorted(await asyncio.gather(*(listen(client, base, t) for t in texts)))
+        batches = await asyncio.gather(*(listener(client, mine) for mine in texts))
         wall = time.monotonic() - started
+    firsts = sorted(first for batch in batches for first in batch)
     return FirstAudio(
         mode,
         len(firsts),
@@ -212,13 +231,15 @@ async def first_audio_level(
     )
 
 
-def occupancy(text: str, args: argparse.Namespace) -> float:
-    """Connection-seconds the stand-in needs for a text's segments (title and paragraphs)."""
-    total = 0.0
-    for block in text.split("\n\n"):
-        speech = len(block) / SPEECH_CHARS_PER_SECOND
-        total += args.handshake + args.first_audio + speech / args.realtime
-    return total
+def occupancy(text: str, edge: EdgeStandin, args: argparse.Namespace) -> float:
+    """Connection-seconds the stand-in needs for a text: for each segment the reading makes of
+    it, the handshake, the first audio's wait and its speech at the real-time factor."""
+    script = make_script(extract(text, source="", read_whole=True), Settings())
+    handshake: float = args.handshake + args.first_audio
+    realtime: float = args.realtime
+    return sum(
+        handshake + edge.plan(segment.text).duration / realtime for segment in script.segments
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -234,6 +255,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--paragraphs", type=int, default=2)
     parser.add_argument("--characters", type=int, default=120, help="per article")
     parser.add_argument("--listeners", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2, help="readings per listener, in turn")
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--latency-paragraphs", type=int, default=3)
     parser.add_argument("--latency-characters", type=int, default=150)
@@ -243,12 +265,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 8 listeners")
     args = parser.parse_args(argv)
     if args.quick:
-        args.workers, args.readings_per_worker, args.listeners = "1,2", 6, 8
+        args.workers, args.readings_per_worker, args.listeners, args.rounds = "1,2", 6, 8, 1
         args.characters, args.latency_characters, args.realtime = 60, 60, 8.0
-    levels = [int(n) for n in args.workers.split(",")]
+    levels = [int(n) for n in args.workers.split(",") if n.strip()]  # "": first audio only
     numbers = iter(range(1, 10**6))
-    shared = ["--engine", "edge", "--loudness", "off"]
-    api_options = [*shared, "--rate-limit", "0", "--jobs-per-client", "64"]
+    shared = ["--engine", "edge", "--loudness", "off"]  # the readings' settings: the workers'
+    api_options = ["--rate-limit", "0"]
     worker_options = [
         *shared,
         *("--voice-connections", str(args.voice_connections)),
@@ -285,10 +307,14 @@ def main(argv: list[str]) -> None:
                     cluster.worker(ready=False)
                 cluster.wait(lambda n=workers: cluster.live_workers() >= n, f"{workers} workers")
                 pids = [node.pid for node in cluster.nodes]
-                before = cpu_seconds(pids) + time.process_time()
-                wall = asyncio.run(throughput_level(api.base, texts, warm))
-                cpu = cpu_seconds(pids) + time.process_time() - before
-            per_reading = statistics.mean(occupancy(t, args) for t in texts)
+                if redis.process is not None:
+                    pids.append(redis.process.pid)
+
+                def used(pids: list[int] = pids) -> float:
+                    return cpu_seconds(pids) + time.process_time()  # the stand-in's too
+
+                wall, cpu = asyncio.run(throughput_level(api.base, texts, warm, used))
+            per_reading = statistics.mean(occupancy(t, edge, args) for t in texts)
             bound = workers * args.voice_connections / per_reading * 60
             throughput.append(Throughput(workers, len(texts), wall, bound, cpu))
             print(
@@ -299,7 +325,10 @@ def main(argv: list[str]) -> None:
         total_connections = args.latency_workers * args.voice_connections
         for mode in ("embedded", "scale-out"):
             redis.flush()
-            texts = articles(args.listeners, args.latency_paragraphs, args.latency_characters)
+            turns = [
+                articles(args.rounds, args.latency_paragraphs, args.latency_characters)
+                for _ in range(args.listeners)
+            ]
             with Cluster(
                 Path(folder) / mode,
                 redis.url,
@@ -312,7 +341,11 @@ def main(argv: list[str]) -> None:
                 ],
             ) as cluster:
                 if mode == "embedded":
-                    api = cluster.embedded("--voice-connections", str(total_connections))
+                    api = cluster.embedded(
+                        *shared,
+                        *("--voice-connections", str(total_connections)),
+                        *("--jobs-per-client", str(args.listeners)),  # one client address here
+                    )
                     warm = articles(1, 1, 10)
                 else:
                     api = cluster.api()
@@ -322,7 +355,7 @@ def main(argv: list[str]) -> None:
                         lambda: cluster.live_workers() >= args.latency_workers, "the workers"
                     )
                     warm = articles(2 * args.latency_workers, 1, 10)
-                latency.append(asyncio.run(first_audio_level(api.base, texts, warm, mode)))
+                latency.append(asyncio.run(first_audio_level(api.base, turns, warm, mode)))
             print(
                 f"  {mode}: {args.listeners} listeners in {latency[-1].wall:.1f} s", file=sys.stderr
             )
