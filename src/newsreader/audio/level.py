@@ -5,7 +5,8 @@ A reading's frames go to a body file as they come (``audio/writer``). On the way
 ``synth.cache.LevelCache``), a pause (a count of silent frames), an intro or outro clip (already
 at the target, so *fixed*: measured, never gained). It keeps the K-weighted energy per 100 ms
 step of the whole reading, not the pieces' measurements, so its memory grows by 80 bytes a
-second of audio (about 290 kB an hour) however the reading is cut. Measuring waits for a batch
+second of audio (about 290 kB an hour) however the reading is cut (the intro's and outro's
+steps are kept apart, as a count where they are silent). Measuring waits for a batch
 of about a minute of audio, so ffmpeg starts once a minute, not once a segment.
 
 At the end, ``LevelMeter.finisher(target)`` is the writer's finishing step: it plans one
@@ -114,14 +115,16 @@ class Programme:
 
     The steps are kept in parts of about ``PART_HOPS`` (a piece's few hundred steps are joined
     into the last part now and then), never copied into one array: judging a 20-hour reading
-    needs a part's worth of memory besides them, not a few copies of them all.
+    needs a part's worth of memory besides them, not a few copies of them all. A run of silent
+    steps is kept as its length: the fixed pieces' steps cost nothing over most of a reading.
     """
 
     PART_HOPS = 1 << 15
     """Steps (100 ms) to a part: about 55 minutes, 256 kB."""
 
     def __init__(self) -> None:
-        self._hops: dict[bool, list[FloatArray]] = {True: [], False: []}
+        self._hops: dict[bool, list[FloatArray | int]] = {True: [], False: []}
+        """Each kind's steps: arrays, and ints for that many silent steps."""
         self._recent = 0  # how many of the last arrays in _hops are pieces not yet joined
         self._carry: dict[bool, FloatArray] = {True: np.zeros(0), False: np.zeros(0)}
         self._peak = {True: 0.0, False: 0.0}
@@ -144,23 +147,24 @@ class Programme:
             mine = energy if kind == gained else np.zeros(len(energy))
             joined = np.concatenate((self._carry[kind], mine))
             whole = len(joined) // _HOP * _HOP
-            self._hops[kind].append(joined[:whole].reshape(-1, _HOP).sum(axis=1))
+            steps = joined[:whole].reshape(-1, _HOP).sum(axis=1)
+            self._hops[kind].append(steps if steps.any() else len(steps))
             self._carry[kind] = joined[whole:]
         self._recent += 1
         if self._recent > 64:
             for kind in (True, False):
                 hops = self._hops[kind]
                 start = len(hops) - self._recent
-                if start and len(hops[start - 1]) < self.PART_HOPS:
+                if start and _length(hops[start - 1]) < self.PART_HOPS:
                     start -= 1  # the last part has room: the pieces join it
-                hops[start:] = [np.concatenate(hops[start:])]
+                hops[start:] = [_joined(hops[start:])]
             self._recent = 0
 
     def _parts(self, steps: int, fixed: bool) -> Iterator[FloatArray]:
         factor = 10 ** (steps * STEP_DB / 20)
         for gained, kept in zip(self._hops[True], self._hops[False], strict=True):
-            energy = gained * factor * factor
-            yield energy + kept if fixed else energy
+            energy = np.zeros(gained) if isinstance(gained, int) else gained * factor * factor
+            yield energy + kept if fixed and not isinstance(kept, int) else energy
 
     def measured(self, steps: int = 0, *, fixed: bool = True) -> tuple[float, float]:
         """(integrated LUFS, true peak dBTP) with the gained pieces ``steps`` louder; without
@@ -171,6 +175,17 @@ class Programme:
             peak = max(peak, self._peak[False])
         loudness = gated_loudness_of(lambda: self._parts(steps, fixed), _HOP_SAMPLES, 1)
         return loudness, (20 * math.log10(peak) if peak > 0 else SILENCE)
+
+
+def _length(steps: FloatArray | int) -> int:
+    return steps if isinstance(steps, int) else len(steps)
+
+
+def _joined(runs: Sequence[FloatArray | int]) -> FloatArray | int:
+    """Runs of steps as one (silent runs stay a count when all of them are)."""
+    if all(isinstance(run, int) for run in runs):
+        return sum(_length(run) for run in runs)
+    return np.concatenate([np.zeros(run) if isinstance(run, int) else run for run in runs])
 
 
 @dataclass(frozen=True)
