@@ -68,7 +68,7 @@ def make_queue(redis: str | Redis, *, given_up: GivenUp | None = None) -> RedisQ
 @functools.cache
 def _queue_class() -> Callable[..., RedisQueue]:
     """saq's Redis queue with the sweep changed (saq is imported only when a queue is made)."""
-    from saq.job import Status
+    from saq.job import TERMINAL_STATUSES, Status
     from saq.queue.redis import RedisQueue
 
     class NewsreaderQueue(RedisQueue):
@@ -93,12 +93,16 @@ def _queue_class() -> Callable[..., RedisQueue]:
             members = await self.redis.smembers(taking_key)
             seen_taking = {_text(member) for member in members}
             ids = await self.redis.lrange(self._active, 0, -1)
-            payloads = await self.redis.mget(ids) if ids else []
             taking: list[str] = []
             swept: list[str] = []
-            for raw_id, payload in zip(ids, payloads, strict=True):
+            for raw_id in ids:
                 job_id = _text(raw_id)
-                job = self.deserialize(payload)
+                # Read each job as its turn comes, not all up front: the sweep waits up to
+                # ``abort`` s for each job it sweeps, and after a dead worker's few jobs a
+                # healthy job read before those waits looks past its heartbeat limit.
+                job = self.deserialize(await self.redis.get(job_id))
+                if job is not None and job.status in TERMINAL_STATUSES:
+                    continue  # finished since the list was read: no longer active
                 if job is None:
                     swept.append(job_id)
                     async with self.redis.pipeline(transaction=True) as pipe:
