@@ -22,6 +22,7 @@ from newsreader.audio.mp3 import bare_frames, silence
 from newsreader.audio.writer import Mp3Writer
 from newsreader.config import Settings
 from newsreader.models import FRAME_BYTES, Pause, Segment, SegmentAudio, SentenceTiming
+from newsreader.pipeline import Written
 from newsreader.synth.base import Voice
 from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
 from newsreader.synth.espeak import level_pcm
@@ -136,3 +137,46 @@ def test_measuring_a_batch_takes_the_memory_of_one_piece_not_of_the_batch(speech
     six = traced_peak(lambda: measure_apart([piece] * 6))
     # the frames themselves (30 s are 180 kB), handed to ffmpeg, are all six pieces add
     assert six < one + 3 * 6 * len(piece), f"{six:,} bytes for six pieces, {one:,} for one"
+
+
+def reading_peak(tmp_path: Path, segments: int, *, cached: bool = False) -> int:
+    """Traced peak of ``write_reading`` (level meter and all) of a script of silent segments;
+    ``cached``: every segment is in the cache already (a first run put them there)."""
+    script = make_script(
+        tuple(
+            make_segment(i, (f"第{i}段。这一段的文字不长。",), pause=Pause.PARAGRAPH)
+            for i in range(segments)
+        ),
+        ("标题",),
+    )
+    settings = Settings(engine="espeak", use_cache=cached, cache_dir=tmp_path / f"c{segments}")
+    out = tmp_path / f"reading-{segments}.mp3"
+    choice = EngineChoice(SilentEngine())
+
+    def read() -> Written:
+        return asyncio.run(
+            pipeline.write_reading(script.article, script, settings, out, choice=choice)
+        )
+
+    if cached:
+        assert read().stats.cache_hits == 0
+    return traced_peak(read)
+
+
+def test_a_reading_four_times_as_long_peaks_no_higher(tmp_path: Path) -> None:
+    # Every segment's task was made at the start and waited there for its turn (5 kB each:
+    # 12 MB for 1,729 segments); a result that came early stayed until the listener reached it.
+    # What is left is the reading's own notes (cues, starts, keys): about 1.5 kB a segment.
+    reading_peak(tmp_path, 20)  # modules load: once a process
+    short = reading_peak(tmp_path, 150)
+    long = reading_peak(tmp_path, 600)
+    assert long - short < 450 * 3000, f"{long:,} bytes at most for 600 segments, {short:,} for 150"
+
+
+def test_a_cached_reading_four_times_as_long_peaks_no_higher(tmp_path: Path) -> None:
+    # With every segment in the cache, every task finished at once, and the whole reading's
+    # audio waited in memory for its turn to be written (28.8 kB a segment here).
+    reading_peak(tmp_path, 20, cached=True)
+    short = reading_peak(tmp_path, 150, cached=True)
+    long = reading_peak(tmp_path, 600, cached=True)
+    assert long - short < 450 * 3000, f"{long:,} bytes at most for 600 segments, {short:,} for 150"

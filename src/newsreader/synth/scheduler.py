@@ -88,6 +88,11 @@ MAX_RETRY_AFTER = 60.0
 CHECK_INTERVAL = 0.25
 """How often a waiting request is looked at again (the learned bounds change as answers come)."""
 
+AHEAD = 64
+"""Segments asked for ahead of the one the listener waits for, at least (8 × the limiter's
+limit if that is more): enough to keep every request slot busy past a slow one, while a long
+article's tasks, and results not yet yielded, do not all sit in memory at once."""
+
 ProgressCallback = Callable[[int, bool], None]
 """Called as ``(segment_index, from_cache)`` each time a segment is ready, in script order."""
 
@@ -736,13 +741,25 @@ class Scheduler:
         distinct = [i for i, key in enumerate(keys) if first_with[key] == i]
         self.stats.duplicates += len(segments) - len(distinct)
         tasks: dict[str, asyncio.Task[tuple[SegmentAudio, bool]]] = {}
-        for position in work_order([segments[i] for i in distinct], self.order):
-            index = distinct[position]  # tasks ask the limiter in the order they are made
-            tasks[keys[index]] = asyncio.create_task(self._one(segments[index], keys[index]))
+        order = [distinct[p] for p in work_order([segments[i] for i in distinct], self.order)]
+        place = {index: at for at, index in enumerate(order)}
+        ahead = max(AHEAD, 8 * self.limiter.limit)
+        made = 0
+
+        def make_through(end: int) -> None:
+            """Tasks for the work order up to ``end`` (tasks ask the limiter in the order they
+            are made), only so far ahead of the listener: a task waiting for its turn, and a
+            result waiting to be yielded, cost memory in a long article."""
+            nonlocal made
+            for index in order[made:end]:
+                tasks[keys[index]] = asyncio.create_task(self._one(segments[index], keys[index]))
+            made = max(made, min(end, len(order)))
+
         failed: dict[int, TransientError] = {}
         last_use = {key: index for index, key in enumerate(keys)}
         try:
             for index, key in enumerate(keys):
+                make_through(place[first_with[key]] + 1 + ahead)
                 try:
                     audio, from_cache = await tasks[key]
                 except TransientError as exc:
