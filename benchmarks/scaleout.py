@@ -25,7 +25,9 @@ different every time, so no segment is ever a cache hit.
   against one API node with ``--latency-workers`` workers, with the same number of voice
   connections in all (``serve`` gets ``--latency-workers`` x ``--voice-connections``; the
   workers take all the listeners' readings at once between them, each with its fair share of
-  its own connections, as ``serve`` does in one process).
+  its own connections, as ``serve`` does in one process). One listener alone first
+  (``--solo-rounds`` readings in turn): what the cluster's hops through Redis add, with no
+  queueing for voice connections.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class Throughput:
 @dataclass
 class FirstAudio:
     mode: str
+    listeners: int
     readings: int
     median: float
     p95: float
@@ -224,6 +227,7 @@ async def first_audio_level(
     firsts = sorted(first for batch in batches for first in batch)
     return FirstAudio(
         mode,
+        len(texts),
         len(firsts),
         statistics.median(firsts),
         firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))],
@@ -256,6 +260,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--characters", type=int, default=120, help="per article")
     parser.add_argument("--listeners", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2, help="readings per listener, in turn")
+    parser.add_argument(
+        "--solo-rounds", type=int, default=8, help="readings of one listener alone, in turn"
+    )
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--latency-paragraphs", type=int, default=3)
     parser.add_argument("--latency-characters", type=int, default=150)
@@ -266,6 +273,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.readings_per_worker, args.listeners, args.rounds = "1,2", 6, 8, 1
+        args.solo_rounds = 2
         args.characters, args.latency_characters, args.realtime = 60, 60, 8.0
     levels = [int(n) for n in args.workers.split(",") if n.strip()]  # "": first audio only
     numbers = iter(range(1, 10**6))
@@ -325,6 +333,7 @@ def main(argv: list[str]) -> None:
         total_connections = args.latency_workers * args.voice_connections
         for mode in ("embedded", "scale-out"):
             redis.flush()
+            solo = [articles(args.solo_rounds, args.latency_paragraphs, args.latency_characters)]
             turns = [
                 articles(args.rounds, args.latency_paragraphs, args.latency_characters)
                 for _ in range(args.listeners)
@@ -355,10 +364,15 @@ def main(argv: list[str]) -> None:
                         lambda: cluster.live_workers() >= args.latency_workers, "the workers"
                     )
                     warm = articles(2 * args.latency_workers, 1, 10)
-                latency.append(asyncio.run(first_audio_level(api.base, turns, warm, mode)))
-            print(
-                f"  {mode}: {args.listeners} listeners in {latency[-1].wall:.1f} s", file=sys.stderr
-            )
+                for listeners in (solo, turns):
+                    latency.append(asyncio.run(first_audio_level(api.base, listeners, warm, mode)))
+                    warm = []
+                    done = latency[-1]
+                    print(
+                        f"  {mode}: {done.listeners} listeners, {done.readings} readings in "
+                        f"{done.wall:.1f} s",
+                        file=sys.stderr,
+                    )
 
     print_tables(throughput, latency, args)
 
@@ -379,12 +393,12 @@ def print_tables(
             f"| {row.per_minute / base:.2f}× | {row.bound:.1f} | {row.cpu:.1f} s ({busy:.0f}%) |"
         )
     print()
-    print("| mode | listeners | first audio, median | first audio, p95 | wall |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| mode | listeners | readings | first audio, median | first audio, p95 | wall |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for level in latency:
         print(
-            f"| {level.mode} | {level.readings} | {level.median:.2f} s | {level.p95:.2f} s "
-            f"| {level.wall:.1f} s |"
+            f"| {level.mode} | {level.listeners} | {level.readings} | {level.median:.2f} s "
+            f"| {level.p95:.2f} s | {level.wall:.1f} s |"
         )
     print()
     print(

@@ -1,9 +1,11 @@
 """A cluster of real processes: 2 API nodes, 3 workers, Redis and the edge stand-in on loopback.
 
-Sixty readings are spread over both API nodes while one worker is killed (SIGKILL) in the middle
-of a job and one API node is stopped (SIGTERM) partway. Then every reading must have finished
-exactly once, every MP3 must be the stand-in's answers frame for frame with cues at its
-boundaries, and every listener on the surviving node must have heard an unbroken stream.
+Sixty readings are spread over both API nodes (four of them pages whose URL is posted to both
+nodes at once) while one worker is killed (SIGKILL) in the middle of a job and one API node is
+stopped (SIGTERM) partway. Then every reading must have finished exactly once, every MP3 must be
+the stand-in's answers frame for frame with cues at its boundaries, and every listener on the
+surviving node must have heard an unbroken stream. The pages are on loopback, which is not a
+public address, so the feed lists none of them: the feed is not checked here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,16 +25,21 @@ import pytest
 from newsreader.audio.mp3 import bare_frames
 from newsreader.config import Settings
 from newsreader.models import Script
-from newsreader.pipeline import make_script
+from newsreader.pipeline import load_article, make_script
 from newsreader.text.extract import extract
 from tests.audio import ffmpeg_errors
 from tests.cluster import Cluster, Node
 from tests.standin.server import EdgeStandin
 from tests.standin.verify import episode_problems
+from tests.webserver import LocalWeb
 
 READINGS = 60
 LISTENED = 12
 """Readings followed from the other API node than the one that took them."""
+PAGES = (10, 20, 25, 28)
+"""After these readings, a page's URL is posted to both API nodes at once."""
+LOOPBACK_PAGES = ("--allow-address", "127.0.0.1")
+"""The pages are served on loopback (``tests/webserver.py``), not a public address."""
 DEADLINE = 90.0
 """Seconds for the whole scenario: far more than it needs, so a hang fails instead of waiting."""
 _WORDS = [
@@ -83,9 +91,22 @@ def article(number: int, paragraphs: int = 1, clauses: int = 2) -> str:
     return "\n\n".join(lines)
 
 
-def script_of(text: str) -> Script:
-    """The segments a node makes of posted text (the default voice: a zh-CN one)."""
-    return make_script(extract(text, source="", read_whole=True), Settings())
+def page(number: int) -> str:
+    """A news page around ``article(number)``: its headline in ``<h1>``, two paragraphs."""
+    title, *paragraphs = article(number, paragraphs=2, clauses=3).split("\n\n")
+    body = "".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title} - 本地新闻网</title>'
+        f'</head><body><nav><a href="/">首页</a></nav><article><h1>{title}</h1>{body}</article>'
+        "<footer>版权所有 本地新闻网</footer></body></html>"
+    )
+
+
+def script_of(item: Submitted) -> Script:
+    """The segments a worker makes of a reading (the default voice: a zh-CN one)."""
+    if item.url is not None:
+        return make_script(load_article(item.url, Settings()), Settings())
+    return make_script(extract(item.text, source="", read_whole=True), Settings())
 
 
 @dataclass
@@ -102,6 +123,8 @@ class Submitted:
     text: str
     node: Node
     reading: str
+    url: str | None = None
+    """For a page's reading: its address (``text`` is then empty)."""
 
 
 async def listen(client: httpx.AsyncClient, listener: Listener, deadline: float) -> None:
@@ -143,7 +166,7 @@ async def saq_jobs(redis_url: str, readings: list[str]) -> dict[str, Any]:
         await queue.disconnect()
 
 
-async def scenario(cluster: Cluster, edge: EdgeStandin) -> None:
+async def scenario(cluster: Cluster, edge: EdgeStandin, web: LocalWeb) -> None:
     api1, api2 = cluster.api_nodes()
     nodes = (api1, api2)
     deadline = time.monotonic() + DEADLINE
@@ -155,6 +178,17 @@ async def scenario(cluster: Cluster, edge: EdgeStandin) -> None:
             assert response.status_code == 202, response.text
             return Submitted(text, node, response.json()["id"])
 
+        async def submit_page(number: int) -> Submitted:
+            """The same URL to both nodes at once: one reading, one job."""
+            url = web.page(f"/news/{number}.html", page(number))
+            answers = await asyncio.gather(
+                *(client.post(f"{node.base}/api/readings", json={"url": url}) for node in nodes)
+            )
+            assert sorted(a.status_code for a in answers) == [200, 202], [a.text for a in answers]
+            ids = {a.json()["id"] for a in answers}
+            assert len(ids) == 1, ids
+            return Submitted("", api1, ids.pop(), url)
+
         # The reading whose worker dies: long enough to be caught in the middle. Taken by the
         # node that will stop, listened to on the one that stays.
         victim = await submit(0, api2, article(0, paragraphs=6, clauses=4))
@@ -164,10 +198,12 @@ async def scenario(cluster: Cluster, edge: EdgeStandin) -> None:
         submitted = [victim]
         killed: Node | None = None
         stopping: asyncio.Task[int] | None = None
-        for number in range(1, READINGS):
+        for number in range(1, READINGS - len(PAGES)):
             node = nodes[number % 2] if stopping is None else api1
             item = await submit(number, node, article(number))
             submitted.append(item)
+            if number in PAGES:
+                submitted.append(await submit_page(number))
             if number % (READINGS // LISTENED) == 0:
                 other = api1 if node is api2 or stopping is not None else api2
                 listeners.append(Listener(other, item.reading))
@@ -199,7 +235,7 @@ async def scenario(cluster: Cluster, edge: EdgeStandin) -> None:
             for reading, row in rows.items()
             if row["status"] != "done"
         ]
-        problems += await once_each(cluster, edge, submitted, victim.reading)
+        problems += await once_each(cluster, edge, web, submitted, victim.reading)
         finished: dict[str, bytes] = {}
         for item in submitted:
             finished[item.reading], found = await checked_files(client, api1, item, edge)
@@ -209,12 +245,13 @@ async def scenario(cluster: Cluster, edge: EdgeStandin) -> None:
 
 
 async def once_each(
-    cluster: Cluster, edge: EdgeStandin, submitted: list[Submitted], victim: str
+    cluster: Cluster, edge: EdgeStandin, web: LocalWeb, submitted: list[Submitted], victim: str
 ) -> list[str]:
     """Exactly once: one job per reading, complete (the victim's on a later attempt); one
     ``done`` (the publishing run's log line) per reading in all the workers' logs; a job that
-    ran once asked the stand-in for each of its segments once."""
+    ran once fetched its page once and asked the stand-in for each of its segments once."""
     problems: list[str] = []
+    fetched = Counter(web.requests)  # before script_of fetches the pages again
     jobs = await saq_jobs(cluster.redis_url, [item.reading for item in submitted])
     for reading, job in jobs.items():
         if job is None or job.status != "complete":
@@ -232,7 +269,10 @@ async def once_each(
     for item in submitted:
         if item.reading in repeated:
             continue
-        for segment in script_of(item.text).segments:
+        path = urlsplit(item.url).path if item.url else None
+        if path is not None and fetched[path] != 1:
+            problems.append(f"{item.reading}: {path} fetched {fetched[path]}x")
+        for segment in script_of(item).segments:
             if asked[segment.text] != 1:
                 problems.append(f"{item.reading}: {segment.text!r} asked {asked[segment.text]}x")
     return problems
@@ -247,7 +287,7 @@ async def checked_files(
     captions = await client.get(f"{api.base}/api/readings/{item.reading}/captions.vtt")
     if audio.status_code != 200 or captions.status_code != 200:
         return b"", [f"{item.reading}: audio {audio.status_code}, captions {captions.status_code}"]
-    segments = script_of(item.text).segments
+    segments = script_of(item).segments
     found = episode_problems(audio.content, segments, edge.plan, captions.text)
     decoding = await asyncio.to_thread(ffmpeg_errors, audio.content)
     if decoding:
@@ -312,8 +352,8 @@ def cluster(tmp_path: Path, redis_url: str) -> Any:
             tmp_path,
             redis_url,
             edge,
-            api_options=["--rate-limit", "0"],
-            worker_options=["--engine", "edge", "--loudness", "off"],
+            api_options=["--rate-limit", "0", *LOOPBACK_PAGES],
+            worker_options=["--engine", "edge", "--loudness", "off", *LOOPBACK_PAGES],
         ) as started:
             yield started, edge
     finally:
@@ -321,7 +361,7 @@ def cluster(tmp_path: Path, redis_url: str) -> Any:
 
 
 def test_sixty_readings_finish_once_through_a_dead_worker_and_a_stopped_node(
-    cluster: tuple[Cluster, EdgeStandin],
+    cluster: tuple[Cluster, EdgeStandin], web: LocalWeb
 ) -> None:
     nodes, edge = cluster
     nodes.api()
@@ -330,7 +370,7 @@ def test_sixty_readings_finish_once_through_a_dead_worker_and_a_stopped_node(
         nodes.worker(ready=False)
     nodes.wait(lambda: nodes.live_workers() >= 3, "3 live workers in /healthz")
     try:
-        asyncio.run(scenario(nodes, edge))
+        asyncio.run(scenario(nodes, edge, web))
     except AssertionError as failure:
         raise AssertionError(f"{failure}\n{nodes.logs()}") from failure
 
