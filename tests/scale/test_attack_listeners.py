@@ -27,8 +27,11 @@ from newsreader.scale.state import RedisState
 from newsreader.service import cluster
 from newsreader.service.app import create_app
 from newsreader.service.cluster import ClusterBackend
+from newsreader.service.jobs import JobRequest
 from tests.service.conftest import make_config
 
+REQUEST = JobRequest(kind="text", content="标题\n\n正文。").to_dict()
+"""A posted text's request, as an API node stores it (the tests publish its audio themselves)."""
 LISTENERS = 150
 """More than redis-py's default pool (100): each listener used to hold one connection."""
 
@@ -52,7 +55,7 @@ async def begun(redis_url: str, reading_id: str) -> tuple[Any, LivePublisher]:
     """A reading a worker has claimed and begun live (no worker needed: the test is one)."""
     redis = await connect(redis_url)
     state = RedisState(redis)
-    await state.submit(reading_id, {"kind": "text"}, None, audio_exists=False)
+    await state.submit(reading_id, REQUEST, None, audio_exists=False)
     assert await state.claim(reading_id, "test")
     publisher = LivePublisher(redis, reading_id)
     await publisher.begin("title", 20, [], "edge")
@@ -120,7 +123,7 @@ def test_a_node_following_its_limit_of_readings_answers_503_for_one_more(
         redis = await connect(redis_url)
         state = RedisState(redis)
         for reading_id in ids:  # queued: their listeners wait for a worker
-            await state.submit(reading_id, {"kind": "text"}, None, audio_exists=False)
+            await state.submit(reading_id, REQUEST, None, audio_exists=False)
         async with node(tmp_path / "data", redis_url) as (app, client):
             hub = backend(app).hub
             waiting = [

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection
+import time
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from newsreader.storage import Storage
 
 log = logging.getLogger("newsreader.service")
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 3.0
 """Seconds Redis gets to answer at start and for ``/healthz``."""
@@ -68,6 +70,12 @@ NOT_STARTED_POLL = 5.0
 REDIS_CONNECTIONS = 48
 """The node's shared Redis connections at most (short commands of requests, the queue); past it
 a request gets 503 at once instead of opening more."""
+STORAGE_TIMEOUT = 5.0
+"""Seconds the storage gets to begin answering a request (an S3 endpoint that accepts and never
+answers would otherwise hold it for minutes of the client's retries)."""
+STORAGE_PAUSE = 10
+"""Seconds after such a timeout during which requests that need the storage get 503 at once
+(no thread more is spent on a store that does not answer)."""
 MAX_WATCHED = 64
 """Readings one node follows live at most, each with one blocking Redis connection however many
 listen to it (``scale.fanout``); a listener of one more gets 503 with Retry-After."""
@@ -143,6 +151,7 @@ class ClusterBackend:
         self._rate: RedisRateLimiter | None = None
         self._hub: LiveHub | None = None
         self._key = b""
+        self._storage_down_until = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -238,11 +247,45 @@ class ClusterBackend:
             await asyncio.sleep(ENQUEUE_PAUSE)
         log.warning("reading %s: its previous job is still on the queue; not queued", reading_id)
 
-    async def _stored(self, key: str) -> bool:
+    def _storage_unavailable(self, message: str) -> ApiError:
+        return ApiError(
+            503, StorageError.code, message, headers={"Retry-After": str(STORAGE_PAUSE)}
+        )
+
+    @contextlib.asynccontextmanager
+    async def _storage_bounded(self) -> AsyncIterator[None]:
+        """The storage's part of a request: ``STORAGE_TIMEOUT`` seconds to answer, else 503 with
+        Retry-After (and 503 at once for ``STORAGE_PAUSE`` seconds); its errors are 503 too."""
+        if time.monotonic() < self._storage_down_until:
+            raise self._storage_unavailable(
+                f"the storage ({self.storage.describe()}) did not answer moments ago; "
+                "try again shortly."
+            )
         try:
-            return await anyio.to_thread.run_sync(self.storage.stat, key) is not None
+            async with asyncio.timeout(STORAGE_TIMEOUT):
+                yield
+        except TimeoutError:
+            self._storage_down_until = time.monotonic() + STORAGE_PAUSE
+            log.warning("the storage did not answer within %g s", STORAGE_TIMEOUT)
+            raise self._storage_unavailable(
+                f"the storage ({self.storage.describe()}) did not answer within "
+                f"{STORAGE_TIMEOUT:g} s; try again shortly."
+            ) from None
         except StorageError as error:
-            raise ApiError(503, error.code, error.message) from None
+            raise self._storage_unavailable(error.message) from None
+        except ApiError as error:
+            if error.status == 503 and "Retry-After" not in error.headers:
+                raise self._storage_unavailable(error.message) from None
+            raise
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """A storage call in a thread, abandoned (not awaited) past ``_storage_bounded``'s
+        deadline."""
+        return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
+    async def _stored(self, key: str) -> bool:
+        async with self._storage_bounded():
+            return await self._blocking(self.storage.stat, key) is not None
 
     async def get(self, reading_id: str) -> Row | None:
         async with _redis_errors():
@@ -256,10 +299,8 @@ class ClusterBackend:
 
     async def timeline(self, reading_id: str) -> TimelinePayload:
         key = reading_key(reading_id, "json")
-        try:
-            raw = await anyio.to_thread.run_sync(self.storage.get_bytes, key)
-        except StorageError as error:
-            raise ApiError(503, error.code, error.message) from None
+        async with self._storage_bounded():
+            raw = await self._blocking(self.storage.get_bytes, key)
         return parse_timeline(raw)
 
     async def file(
@@ -268,14 +309,15 @@ class ClusterBackend:
         assert row.etag is not None  # the route serves only finished readings
         suffix, media_type = _MEDIA[kind]
         etag = row.etag if kind == "audio" else f"{row.etag}-vtt"
-        return await storage_response(
-            request,
-            self.storage,
-            reading_key(row.id, suffix),  # type: ignore[arg-type]  # "mp3" or "vtt"
-            media_type,
-            etag=etag,
-            filename=filename,
-        )
+        async with self._storage_bounded():  # until the body begins (it has its own limits)
+            return await storage_response(
+                request,
+                self.storage,
+                reading_key(row.id, suffix),  # type: ignore[arg-type]  # "mp3" or "vtt"
+                media_type,
+                etag=etag,
+                filename=filename,
+            )
 
     async def stream(self, request: Request, row: Row) -> Response:
         """While the reading is queued or running: its live audio from the Redis Stream, from the
@@ -338,11 +380,12 @@ class ClusterBackend:
     async def _stored_audio(self, reading_id: str) -> AsyncIterator[bytes]:
         key = reading_key(reading_id, "mp3")
         try:
-            found = await anyio.to_thread.run_sync(self.storage.stat, key)
-            if found is None or found.size == 0:
-                return
-            chunks = await anyio.to_thread.run_sync(self.storage.read_range, key, 0, found.size - 1)
-        except StorageError as error:
+            async with self._storage_bounded():
+                found = await self._blocking(self.storage.stat, key)
+                if found is None or found.size == 0:
+                    return
+                chunks = await self._blocking(self.storage.read_range, key, 0, found.size - 1)
+        except ApiError as error:
             log.warning("live audio of %s: the finished file cannot be read: %s", reading_id, error)
             return
         try:

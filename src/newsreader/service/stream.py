@@ -281,7 +281,10 @@ async def storage_response(
 
     async def blocking(function: Callable[..., T], *args: object) -> T:
         try:
-            return await anyio.to_thread.run_sync(function, *args, limiter=limiter)
+            # abandoned if the request is cancelled (a caller's deadline on a silent store)
+            return await anyio.to_thread.run_sync(
+                function, *args, limiter=limiter, abandon_on_cancel=True
+            )
         except StorageError as error:
             raise ApiError(503, error.code, error.message) from None
 
