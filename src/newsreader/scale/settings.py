@@ -106,13 +106,17 @@ def _refusal(role: str, found: list[str]) -> ConfigError:
     )
 
 
-async def agree_worker(redis: Redis, config: ServiceConfig) -> dict[str, str]:
+async def agree_worker(redis: Redis, config: ServiceConfig, *, record: bool = True) -> None:
     """Record this worker's audio settings if it is the first; else ``ConfigError`` (one line)
-    if they differ from the recorded ones. Returns the cluster's settings."""
+    if they differ from the recorded ones. Without ``record`` only the comparison (a worker
+    checks early, and records once every other check has passed: a worker that does not start
+    leaves nothing behind)."""
     own = audio_settings(config)
     encoded = json.dumps(own, sort_keys=True)
-    if await call(redis.set(SETTINGS_KEY, encoded, nx=True)):
-        return own
+    if record and bool(await call(redis.set(SETTINGS_KEY, encoded, nx=True))):
+        return
+    if not record and await call(redis.exists(SETTINGS_KEY)) == 0:
+        return
     recorded = await recorded_settings(redis)
     if recorded is None:
         raise ConfigError(
@@ -122,7 +126,6 @@ async def agree_worker(redis: Redis, config: ServiceConfig) -> dict[str, str]:
     found = differences(recorded, own, config)
     if found:
         raise _refusal("worker", found)
-    return recorded
 
 
 async def agree_api_node(redis: Redis, config: ServiceConfig, given: Collection[str]) -> None:

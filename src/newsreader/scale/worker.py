@@ -296,7 +296,8 @@ async def run_worker(
     try:
         redis = await connect(config.redis_url)
         try:
-            await agree_worker(redis, config)  # one sound per cluster (scale.settings)
+            # one sound per cluster (scale.settings): compared now, recorded once all is well
+            await agree_worker(redis, config, record=False)
             storage = await open_worker_storage(config)
             reading_worker = ReadingWorker(config, redis, storage)
         except BaseException:
@@ -305,6 +306,7 @@ async def run_worker(
         queue = make_queue(redis, given_up=reading_worker.given_up)
         try:
             metrics.start_metrics_server(metrics_port, metrics_host)
+            await agree_worker(redis, config)
             worker: Worker[Context] = Worker(
                 queue,
                 [(JOB_FUNCTION, reading_worker.make_reading)],

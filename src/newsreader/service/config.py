@@ -79,6 +79,8 @@ def check_storage(spec: str) -> str:
     scheme, sep, rest = cleaned.partition("://")
     if not cleaned or any(not c.isprintable() for c in cleaned):
         problem = "is empty or has a control character in it"
+    elif not sep and cleaned.partition(":")[0].lower() in ("s3", "file", "http", "https"):
+        problem = f"looks like a URL missing its // ({cleaned.partition(':')[0][:10]}://…)"
     elif not sep:
         return cleaned  # a folder, e.g. one shared between machines
     elif scheme.lower() == "file":
