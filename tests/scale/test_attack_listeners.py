@@ -178,3 +178,70 @@ def test_serve_counts_the_redis_connections_in_the_open_files_it_needs(
     assert "Traceback" not in refused.stderr
     suggested = int(lines[-1].split("lower --max-connections to ")[1].split()[0])
     assert suggested + cluster.REDIS_DESCRIPTORS + 128 <= limit
+
+
+def rss_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_listeners_who_never_read_hold_neither_the_worker_nor_the_nodes_memory(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A ``serve --redis`` process; 120 listeners ask for the stream and never read a byte
+    (half-open, or a phone in a tunnel) while 30 segments of 100 KB are published: 360 MB if
+    the node buffered what each of them is owed."""
+    import socket
+
+    from tests.redisserver import free_port
+
+    reading_id = "e5" * 12
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsreader", "serve", "--redis", redis_url,
+         "--data", str(tmp_path / "data"), "--port", str(port), "--rate-limit", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "NEWSREADER_REDIS_URL": ""},
+    )  # fmt: skip
+    stalled: list[socket.socket] = []
+
+    async def scenario() -> None:
+        redis, publisher = await begun(redis_url, reading_id)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        before = rss_mb(process.pid)
+        for _ in range(120):
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            listener.connect(("127.0.0.1", port))
+            request = f"GET /api/readings/{reading_id}/stream.mp3 HTTP/1.1\r\nHost: x\r\n\r\n"
+            listener.sendall(request.encode())
+            stalled.append(listener)
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        for index in range(30):
+            await publisher.segment(index, os.urandom(100_000), 1.0, [])
+        assert time.monotonic() - started < 5  # the worker's side never waits for listeners
+        await asyncio.sleep(2)
+        assert rss_mb(process.pid) - before < 80
+        async with httpx.AsyncClient(timeout=5) as client:
+            status = await client.get(f"http://127.0.0.1:{port}/api/readings/{reading_id}")
+            assert status.status_code == 200 and status.json()["progress"]["done"] == 30
+        await redis.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for listener in stalled:
+            listener.close()
+        process.terminate()
+        process.wait(timeout=15)

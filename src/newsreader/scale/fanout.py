@@ -166,10 +166,11 @@ class Watch:
         return None
 
     async def _range(self, cursor: bytes) -> list[_Entry]:
-        """The entries after ``cursor`` from Redis (a listener behind the window)."""
+        """The entry after ``cursor`` from Redis (a listener behind the window): one at a time,
+        so a slow listener holds one segment of its own at most."""
         assert self.last is not None
         reply = await call(
-            self.redis.xrange(self.stream, min=b"(" + cursor, max=self.last, count=BATCH)
+            self.redis.xrange(self.stream, min=b"(" + cursor, max=self.last, count=1)
         )
         entries = []
         for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], reply or []):
