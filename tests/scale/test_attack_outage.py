@@ -90,16 +90,16 @@ def test_a_stopped_redis_ends_listeners_and_gets_503_then_the_node_recovers(
     asyncio.run(scenario())
 
 
-def test_a_redis_that_hangs_mid_reading_leaves_the_worker_working(
-    tmp_path: Path, own_redis_server: RedisServer, edge_standin: EdgeStandin
+@pytest.mark.parametrize("outage", ["hang", "restart"])
+def test_redis_going_away_mid_reading_leaves_the_worker_working(
+    tmp_path: Path, own_redis_server: RedisServer, edge_standin: EdgeStandin, outage: str
 ) -> None:
-    """Redis stops answering (SIGSTOP: a partition) for longer than the heartbeat limit while
-    a worker makes a reading; when it answers again the reading is finished (by a retry of its
-    job or by the run that waited) or failed with a reason, and the worker takes new work."""
+    """Redis stops answering (SIGSTOP: a partition) for longer than the heartbeat limit, or is
+    killed and started again empty, while a worker makes a reading. After a hang the reading
+    is finished (by a retry of its job) or failed with a reason; after a restart it is gone
+    with the rest of Redis. Either way the worker lives on and takes new work."""
     url = own_redis_server.url
     edge_standin.configure(first_audio_latency=0.3)
-    assert own_redis_server.process is not None
-    pid = own_redis_server.process.pid
     with Cluster(tmp_path, url, edge_standin, worker_options=WORKER) as cluster:
         worker = cluster.worker(ready=False)
 
@@ -107,15 +107,22 @@ def test_a_redis_that_hangs_mid_reading_leaves_the_worker_working(
             reading_id = await submit(url, long_article(9))
             await wait_row(url, reading_id, lambda r: r.status == "running")
             await asyncio.sleep(0.8)
-            os.kill(pid, signal.SIGSTOP)
-            try:
-                await asyncio.sleep(7)
-            finally:
-                os.kill(pid, signal.SIGCONT)
             ended = ("done", "failed")
-            row = await wait_row(url, reading_id, lambda r: r.status in ended, 40)
-            if row.status == "failed":
-                assert row.error_message, row
+            if outage == "hang":
+                assert own_redis_server.process is not None
+                pid = own_redis_server.process.pid
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(7)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                row = await wait_row(url, reading_id, lambda r: r.status in ended, 40)
+                if row.status == "failed":
+                    assert row.error_message, row
+            else:
+                own_redis_server.stop()
+                await asyncio.sleep(3)
+                own_redis_server.start()
             assert worker.alive, worker.tail()
             second = await submit(url, long_article(2))
             row = await wait_row(url, second, lambda r: r.status in ended, 30)
