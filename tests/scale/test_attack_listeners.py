@@ -144,6 +144,44 @@ def test_a_node_following_its_limit_of_readings_answers_503_for_one_more(
     asyncio.run(scenario())
 
 
+def test_listeners_of_readings_still_queued_hold_no_redis_connection(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Queued readings cost an attacker only submissions; their listeners must not pin the
+    node's blocking connections (those are for readings being made)."""
+
+    async def scenario() -> None:
+        ids = [f"{n:02x}" * 12 for n in range(40)]
+        redis = await connect(redis_url)
+        state = RedisState(redis)
+        for reading_id in ids:
+            await state.submit(reading_id, REQUEST, None, audio_exists=False)
+        async with node(tmp_path / "data", redis_url) as (app, client):
+            hub = backend(app).hub
+            waiting = [
+                asyncio.create_task(client.get(f"/api/readings/{reading_id}/stream.mp3"))
+                for reading_id in ids
+            ]
+            await until(lambda: hub.watched == len(ids), "every reading watched")
+            await asyncio.sleep(0.5)
+            blocked = [c for c in await redis.client_list() if c.get("cmd") == "xread"]
+            assert blocked == []
+            # one of them begins: its listener hears it from the first segment
+            assert await state.claim(ids[7], "test")
+            publisher = LivePublisher(redis, ids[7])
+            await publisher.begin("title", 1, [], "edge")
+            await publisher.segment(0, segment(0), 1.0, [])
+            await publisher.end("done")
+            begun = await waiting[7]
+            assert begun.content == segment(0)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        await redis.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_serve_counts_the_redis_connections_in_the_open_files_it_needs(
     tmp_path: Path, redis_url: str
 ) -> None:

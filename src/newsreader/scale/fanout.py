@@ -5,9 +5,12 @@ few hundred listeners that is a few hundred connections (and file descriptors), 
 pool (100 connections) runs dry: every other request of the node then fails. Here each reading
 followed on a node has one *watch*:
 
-- one task reads the reading's Redis Stream with blocking ``XREAD`` on its own connection (from
-  a separate pool of ``max_watched`` connections: a node follows that many readings at most, and
-  ``LiveHub.full`` says so before a listener is answered, so the route can say 503);
+- one task waits for the reading to begin (a look at its progress every ``BEGIN_POLL``
+  seconds on the shared client: a queued reading holds no connection), then reads its Redis
+  Stream with blocking ``XREAD`` on a connection of its own, from a separate pool of
+  ``max_reading`` connections (more readings begun at once than that wait for one);
+- a node follows ``max_watched`` readings at most; ``LiveHub.full`` says so before a listener
+  is answered, so the route can say 503;
 - it keeps the last ``WINDOW`` entries it read in memory and wakes the listeners;
 - a listener who is caught up takes the entries from that window; one who is behind (it joined
   late, or reads slowly) reads the entries it lacks with short non-blocking ``XRANGE`` calls on
@@ -49,6 +52,9 @@ WINDOW = 8
 """Entries (segments, a few hundred KB each at most) a watch keeps for listeners caught up."""
 BATCH = 4
 """Entries read at a time, by the watch and by a listener catching up."""
+BEGIN_POLL = 0.2
+"""Seconds between a watch's looks at a reading that has not begun (the worst extra delay of its
+first audio)."""
 BLOCK_MS = 2000
 """A watch's blocking read, at most (and at most half the client's socket timeout)."""
 IDLE = 300.0
@@ -74,10 +80,13 @@ def _xread_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
 class Watch:
     """One reading followed on this node: its reader task and the listeners' shared window."""
 
-    def __init__(self, reading_id: str, redis: Redis, reader: Redis) -> None:
+    def __init__(
+        self, reading_id: str, redis: Redis, reader: Redis, readers: asyncio.Semaphore
+    ) -> None:
         self.reading_id = reading_id
         self.redis = redis
         self.reader = reader
+        self.readers = readers
         self.stream, self.progress_key = live_keys(reading_id)
         self.window: deque[_Entry] = deque(maxlen=WINDOW)
         self.start: bytes | None = None
@@ -111,15 +120,17 @@ class Watch:
             start, run = await call(self.redis.hmget(self.progress_key, ["take_start", "run"]))
             if start is not None and run is not None:
                 break
-            reply = await call(self.reader.xread({self.stream: "0-0"}, count=1, block=block))
-            if reply:
-                await asyncio.sleep(0.05)  # a stream without progress: expiring; look again
+            await asyncio.sleep(BEGIN_POLL)
         async with self.changed:
             self.start = self.last = cast(bytes, start)
             self.run = cast(bytes, run)
             self.changed.notify_all()
+        async with self.readers:  # 2. the take's entries (a listener may catch up meanwhile)
+            await self._follow(block)
+
+    async def _follow(self, block: int) -> None:
         quiet_since = touched = time.monotonic()
-        while True:  # 2. the take's entries, a batch at a time
+        while True:  # the take's entries, a batch at a time
             assert self.last is not None
             reply = await call(
                 self.reader.xread({self.stream: self.last}, count=BATCH, block=block)
@@ -235,15 +246,17 @@ class LiveHub:
     """The readings followed on one API node, one watch each (see the module docstring).
 
     ``redis``: the node's shared client (short commands); ``reader``: a client whose pool has
-    room for ``max_watched`` blocking reads, used only by the watches."""
+    room for ``max_reading`` blocking reads, used only by the watches of readings begun;
+    ``max_watched``: readings followed at most (begun or not)."""
 
-    def __init__(self, redis: Redis, reader: Redis, *, max_watched: int) -> None:
+    def __init__(self, redis: Redis, reader: Redis, *, max_watched: int, max_reading: int) -> None:
         for client in (redis, reader):
             if client.connection_pool.connection_kwargs.get("decode_responses"):
                 raise ValueError("live audio needs a Redis client without decode_responses")
         self.redis = redis
         self.reader = reader
         self.max_watched = max_watched
+        self.readers = asyncio.Semaphore(max_reading)
         self._watches: dict[str, Watch] = {}
 
     @property
@@ -268,7 +281,7 @@ class LiveHub:
         if watch is None:
             if len(self._watches) >= self.max_watched:
                 raise LiveStalled(f"this node follows {self.max_watched} readings already")
-            watch = Watch(reading_id, self.redis, self.reader)
+            watch = Watch(reading_id, self.redis, self.reader, self.readers)
             watch.task = asyncio.create_task(watch.read(), name=f"live-watch-{reading_id}")
             self._watches[reading_id] = watch
         watch.listeners += 1

@@ -76,10 +76,13 @@ answers would otherwise hold it for minutes of the client's retries)."""
 STORAGE_PAUSE = 10
 """Seconds after such a timeout during which requests that need the storage get 503 at once
 (no thread more is spent on a store that does not answer)."""
-MAX_WATCHED = 64
-"""Readings one node follows live at most, each with one blocking Redis connection however many
-listen to it (``scale.fanout``); a listener of one more gets 503 with Retry-After."""
-REDIS_DESCRIPTORS = REDIS_CONNECTIONS + MAX_WATCHED
+MAX_WATCHED = 256
+"""Readings one node follows live at most, however many listen to each (``scale.fanout``); a
+listener of one more gets 503 with Retry-After."""
+MAX_READING = 64
+"""Of those, readings read at once, each with one blocking Redis connection (a reading not begun
+holds none; more begun at once wait for a connection)."""
+REDIS_DESCRIPTORS = REDIS_CONNECTIONS + MAX_READING
 """File descriptors an API node's Redis clients may hold, beside its client connections (the
 open-files limit is raised for both by ``serve``)."""
 _MEDIA = {"audio": ("mp3", "audio/mpeg"), "captions": ("vtt", "text/vtt; charset=utf-8")}
@@ -166,8 +169,8 @@ class ClusterBackend:
         assert self.config.redis_url is not None
         url = self.config.redis_url
         self._redis = await connect(url, timeout=CONNECT_TIMEOUT, max_connections=REDIS_CONNECTIONS)
-        reader = await connect(url, timeout=CONNECT_TIMEOUT, max_connections=MAX_WATCHED)
-        self._hub = LiveHub(self._redis, reader, max_watched=MAX_WATCHED)
+        reader = await connect(url, timeout=CONNECT_TIMEOUT, max_connections=MAX_READING)
+        self._hub = LiveHub(self._redis, reader, max_watched=MAX_WATCHED, max_reading=MAX_READING)
         self._state = RedisState(self._redis)
         self._key = await self._state.id_key()
         self._rate = RedisRateLimiter(self._redis, self.config.rate_limit, self.config.rate_burst)
