@@ -78,3 +78,14 @@ def test_measured_ahead_and_cached_beside_the_segments(tmp_path: Path) -> None:
     _until(lambda: again.hits == 1)
     assert again.measured == 0
     assert _same(again.measure([piece])[0], LevelCache(tmp_path).measure([piece])[0])
+
+
+def test_audio_with_a_tag_is_measured_as_the_frames_the_meter_will_see() -> None:
+    frames = tone_mp3(90)
+    tagged = b"ID3\x03\x00\x00\x00\x00\x00\x00" + frames  # an empty ID3v2 tag in front
+    levels = AheadLevels(None)
+    levels.ahead(tagged)
+    levels.ahead(b"\x00" * 10)  # not audio: ignored here, reported where it is placed
+    _until(lambda: levels.measured == 1)
+    levels.measure([frames])
+    assert levels.measured == 1  # the one measured ahead

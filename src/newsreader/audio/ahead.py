@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from newsreader.audio.mp3 import bare_frames
+from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 from newsreader.synth.cache import LevelCache, frames_digest
 
@@ -46,8 +48,13 @@ class AheadLevels(LevelCache):
         self._ahead: dict[str, Future[Measurement]] = {}
         self._working = False
 
-    def ahead(self, frames: bytes) -> None:
-        """A segment's frames, arrived: start measuring them (in a worker thread)."""
+    def ahead(self, mp3: bytes) -> None:
+        """A segment's audio, arrived: start measuring its frames (in a worker thread), keyed
+        as the meter will see them (bare frames: no tag, no Info frame)."""
+        try:
+            frames = bare_frames(mp3)
+        except SynthesisError:
+            return  # not in edge's format: the reading reports it when the segment is placed
         if not frames:
             return
         key = frames_digest(frames)
