@@ -1,9 +1,10 @@
-"""Scale-out benchmark: readings per minute with 1, 2 and 4 workers, and first audio at 32
-listeners in embedded mode (``serve`` alone) and in scale-out mode (an API node and workers).
+"""Scale-out benchmark: readings per minute with 1, 2 and 4 workers, first audio at 32 listeners
+in embedded mode (``serve`` alone) and in scale-out mode (an API node and workers), and how soon
+a killed worker's reading runs again.
 
     python -m benchmarks scaleout            # or: python3 tasks.py bench scaleout
     python -m benchmarks scaleout --quick    # 1 and 2 workers, 8 listeners: checks it works
-    python -m benchmarks scaleout --workers ""   # first audio only
+    python -m benchmarks scaleout --workers "" --listeners 0   # the dead workers only
 
 Every role is its own process on loopback (``tests/cluster.py``): a real redis-server, API nodes
 (``newsreader serve --redis``), workers (``newsreader worker``), all talking to the local edge
@@ -28,6 +29,10 @@ different every time, so no segment is ever a cache hit.
   its own connections, as ``serve`` does in one process). One listener alone first
   (``--solo-rounds`` readings in turn): what the cluster's hops through Redis add, with no
   queueing for voice connections.
+- Dead workers: ``--trials`` times, a long reading (10 paragraphs) is posted to an API node with
+  two workers and followed; once 2 of its segments are done, its worker gets SIGKILL. Measured:
+  seconds until its job runs again on the other worker (the heartbeat limit and the sweep) and
+  until the reading is done, and whether the listener's stream is the finished file's frames.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from socket import gethostname
 from typing import TYPE_CHECKING
 
 import httpx
@@ -57,6 +63,7 @@ from newsreader.pipeline import make_script  # noqa: E402
 from newsreader.text.extract import extract  # noqa: E402
 
 if TYPE_CHECKING:
+    from tests.cluster import Cluster, Node
     from tests.standin.server import EdgeStandin
 
 _WORDS = [
@@ -235,6 +242,74 @@ async def first_audio_level(
     )
 
 
+@dataclass
+class Redelivery:
+    done_at_kill: int
+    """Segments of the reading done when its worker was killed."""
+    total: int
+    redelivered: float
+    """Seconds from the SIGKILL to the job's second run starting on another worker."""
+    finished: float
+    """Seconds from the SIGKILL to the reading done."""
+    unbroken: bool
+    """The listener's stream is the finished file's frames, each once, in order."""
+
+
+async def redelivery_trial(cluster: Cluster, api: Node, text: str) -> Redelivery:
+    """Post ``text``, follow its stream, SIGKILL its worker once 2 segments are done, and time
+    the job's second run and the reading's end."""
+    from saq import Queue
+
+    from newsreader.audio.mp3 import bare_frames
+
+    queue = Queue.from_url(cluster.redis_url, name="newsreader")
+    try:
+        async with httpx.AsyncClient(timeout=120) as client:
+            reading = await post(client, api.base, text)
+            heard = bytearray()
+
+            async def follow() -> None:
+                url = f"{api.base}/api/readings/{reading}/stream.mp3"
+                async with client.stream("GET", url) as response:
+                    async for chunk in response.aiter_raw():
+                        heard.extend(chunk)
+
+            following = asyncio.create_task(follow())
+            while True:
+                row = (await client.get(f"{api.base}/api/readings/{reading}")).json()
+                if row["status"] != "running" and row["status"] != "queued":
+                    raise RuntimeError("the reading ended before its worker was killed")
+                job = await queue.job(reading)
+                if row["progress"]["done"] >= 2 and job is not None and job.status == "active":
+                    held = [
+                        n for n in cluster.workers() if job.worker_id == f"{gethostname()}-{n.pid}"
+                    ]
+                    if held:
+                        break
+                await asyncio.sleep(0.05)
+            killed = time.time()
+            held[0].kill()
+            while True:
+                job = await queue.job(reading)
+                if job is not None and job.attempts >= 2 and job.started:
+                    redelivered = job.started / 1000 - killed
+                    break
+                await asyncio.sleep(0.05)
+            await wait_done(client, api.base, [reading])
+            finished = time.time() - killed
+            await following
+            audio = (await client.get(f"{api.base}/api/readings/{reading}/audio.mp3")).content
+            return Redelivery(
+                row["progress"]["done"],
+                row["progress"]["total"],
+                redelivered,
+                finished,
+                bytes(heard) == bare_frames(audio),
+            )
+    finally:
+        await queue.disconnect()
+
+
 def occupancy(text: str, edge: EdgeStandin, args: argparse.Namespace) -> float:
     """Connection-seconds the stand-in needs for a text: for each segment the reading makes of
     it, the handshake, the first audio's wait and its speech at the real-time factor."""
@@ -269,11 +344,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--handshake", type=float, default=0.15, help="seconds")
     parser.add_argument("--first-audio", type=float, default=0.4, help="seconds")
     parser.add_argument("--realtime", type=float, default=4.0, help="x real time")
+    parser.add_argument("--trials", type=int, default=3, help="workers killed mid-reading")
     parser.add_argument("--quick", action="store_true", help="1 and 2 workers, 8 listeners")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.readings_per_worker, args.listeners, args.rounds = "1,2", 6, 8, 1
-        args.solo_rounds = 2
+        args.solo_rounds, args.trials = 2, 1
         args.characters, args.latency_characters, args.realtime = 60, 60, 8.0
     levels = [int(n) for n in args.workers.split(",") if n.strip()]  # "": first audio only
     numbers = iter(range(1, 10**6))
@@ -331,7 +407,7 @@ def main(argv: list[str]) -> None:
             )
 
         total_connections = args.latency_workers * args.voice_connections
-        for mode in ("embedded", "scale-out"):
+        for mode in ("embedded", "scale-out") if args.listeners else ():
             redis.flush()
             solo = [articles(args.solo_rounds, args.latency_paragraphs, args.latency_characters)]
             turns = [
@@ -374,33 +450,74 @@ def main(argv: list[str]) -> None:
                         file=sys.stderr,
                     )
 
-    print_tables(throughput, latency, args)
+        redeliveries: list[Redelivery] = []
+        redis.flush()
+        with Cluster(
+            Path(folder) / "redelivery", redis.url, edge, worker_options=worker_options
+        ) as cluster:
+            api = cluster.api()
+            for trial in range(args.trials):
+                while len(cluster.workers()) < 2:
+                    cluster.worker()
+                text = make_article(next(numbers), 10, 600)
+                redeliveries.append(asyncio.run(redelivery_trial(cluster, api, text)))
+                print(
+                    f"  dead worker {trial + 1}: run again after "
+                    f"{redeliveries[-1].redelivered:.1f} s",
+                    file=sys.stderr,
+                )
+
+    print_tables(throughput, latency, redeliveries, args)
+
+
+def print_redeliveries(redeliveries: Sequence[Redelivery]) -> None:
+    if not redeliveries:
+        return
+    print(
+        "| dead worker | segments done at the kill | run again after | reading done after "
+        "| listener's stream |"
+    )
+    print("| ---: | ---: | ---: | ---: | --- |")
+    for number, trial in enumerate(redeliveries, 1):
+        print(
+            f"| {number} | {trial.done_at_kill} of {trial.total} | {trial.redelivered:.1f} s "
+            f"| {trial.finished:.1f} s | {'unbroken' if trial.unbroken else 'BROKEN'} |"
+        )
+    print()
 
 
 def print_tables(
-    throughput: Sequence[Throughput], latency: Sequence[FirstAudio], args: argparse.Namespace
+    throughput: Sequence[Throughput],
+    latency: Sequence[FirstAudio],
+    redeliveries: Sequence[Redelivery],
+    args: argparse.Namespace,
 ) -> None:
     cores = os.cpu_count() or 1
-    base = throughput[0].per_minute / throughput[0].workers if throughput else 0.0
-    print(
-        "| workers | readings | wall | readings per minute | × one worker | stand-in bound | CPU |"
-    )
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in throughput:
-        busy = row.cpu / (row.wall * cores) * 100
+    if throughput:
+        base = throughput[0].per_minute / throughput[0].workers
         print(
-            f"| {row.workers} | {row.readings} | {row.wall:.1f} s | {row.per_minute:.1f} "
-            f"| {row.per_minute / base:.2f}× | {row.bound:.1f} | {row.cpu:.1f} s ({busy:.0f}%) |"
+            "| workers | readings | wall | readings per minute | × one worker | stand-in bound "
+            "| CPU |"
         )
-    print()
-    print("| mode | listeners | readings | first audio, median | first audio, p95 | wall |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for level in latency:
-        print(
-            f"| {level.mode} | {level.listeners} | {level.readings} | {level.median:.2f} s "
-            f"| {level.p95:.2f} s | {level.wall:.1f} s |"
-        )
-    print()
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for row in throughput:
+            busy = row.cpu / (row.wall * cores) * 100
+            print(
+                f"| {row.workers} | {row.readings} | {row.wall:.1f} s | {row.per_minute:.1f} "
+                f"| {row.per_minute / base:.2f}× | {row.bound:.1f} "
+                f"| {row.cpu:.1f} s ({busy:.0f}%) |"
+            )
+        print()
+    if latency:
+        print("| mode | listeners | readings | first audio, median | first audio, p95 | wall |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for level in latency:
+            print(
+                f"| {level.mode} | {level.listeners} | {level.readings} | {level.median:.2f} s "
+                f"| {level.p95:.2f} s | {level.wall:.1f} s |"
+            )
+        print()
+    print_redeliveries(redeliveries)
     print(
         f"Stand-in: handshake {args.handshake:g} s, first audio {args.first_audio:g} s after each "
         f"request, audio at {args.realtime:g}x real time. Throughput: {args.readings_per_worker} "
