@@ -89,3 +89,20 @@ def test_audio_with_a_tag_is_measured_as_the_frames_the_meter_will_see() -> None
     _until(lambda: levels.measured == 1)
     levels.measure([frames])
     assert levels.measured == 1  # the one measured ahead
+
+
+def test_two_workers_at_most_and_every_piece_its_own_measurement() -> None:
+    import threading
+
+    pieces = [tone_mp3(60 + 20 * n) for n in range(6)]
+    levels = AheadLevels(None, batch_frames=50)  # a batch a piece: both workers busy
+    seen = 0
+    for piece in pieces:
+        levels.ahead(piece)
+        alive = [t for t in threading.enumerate() if t.name == "levels-ahead" and t.is_alive()]
+        seen = max(seen, len(alive))
+    assert 1 <= seen <= 2
+    _until(lambda: levels.measured == len(pieces))
+    found = levels.measure(pieces)
+    plain = LevelCache(None).measure(pieces)
+    assert all(_same(a, b) for a, b in zip(found, plain, strict=True))
