@@ -165,3 +165,43 @@ def test_another_apps_keys_are_left_alone_and_a_worker_may_start_first(
         assert all(key.startswith(OURS) for key in new), sorted(new)
     finally:
         theirs.close()
+
+
+def test_a_worker_with_many_slots_keeps_its_upkeep_within_its_redis_connections(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """``--concurrency 150`` (the option allows up to 256): saq takes jobs with one blocking
+    read per slot, which took all of redis-py's default 100 connections and made the worker's
+    sweep, reports and heartbeats fail with "Too many connections"."""
+    import signal
+
+    from newsreader.scale.worker import redis_connections
+
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsreader", "worker", "--redis", redis_url,
+             "--data", str(tmp_path / "data"), "--concurrency", "150"],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NEWSREADER_REDIS_URL": ""},
+        )  # fmt: skip
+        try:
+            client = sync_redis.Redis.from_url(redis_url)
+            try:
+                deadline = time.monotonic() + 20
+                while not client.exists(SETTINGS_KEY):  # it has started
+                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.05)
+                time.sleep(4)  # its upkeep runs every 1 to 3 s
+                clients = len(client.client_list()) - 1  # less this one
+            finally:
+                client.close()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+    text = log.read_text()
+    assert "Too many connections" not in text, text[-2000:]
+    assert "Upkeep task failed" not in text, text[-2000:]
+    assert 150 <= clients <= redis_connections(150)

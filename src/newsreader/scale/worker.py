@@ -69,6 +69,14 @@ SWEEP_EVERY = 2
 wide)."""
 REPORT_EVERY = 3
 """Seconds between a worker's reports of itself (``queue.live_workers`` counts recent ones)."""
+REDIS_PER_JOB = 2
+"""Redis connections one reading slot may use at once: the queue's blocking take (idle) or the
+job's heartbeat beside its own commands (live audio, state)."""
+REDIS_SPARE = 8
+"""Redis connections for the worker's own upkeep: sweep, reports, schedule, aborts, the queue's
+notices."""
+REDIS_WAIT = 10.0
+"""Seconds a command may wait for a free connection of the bounded pool."""
 RELEASE_TIMEOUT = 2.0
 """Seconds a cancelled job may take to hand its reading back."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -253,6 +261,11 @@ async def _release(state: RedisState, reading_id: str, owner: str) -> None:
         log.warning("reading %s: not handed back (%s)", reading_id, error)
 
 
+def redis_connections(concurrency: int) -> int:
+    """The most Redis connections a worker of ``concurrency`` reading slots holds."""
+    return REDIS_PER_JOB * concurrency + REDIS_SPARE
+
+
 async def open_worker_storage(config: ServiceConfig) -> Storage:
     """The storage finished readings go to, checked (``StorageError``, one line, if unusable)."""
     storage = open_reading_storage(config)
@@ -294,7 +307,13 @@ async def run_worker(
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopped.set)
     try:
-        redis = await connect(config.redis_url)
+        # Sized for --concurrency: saq takes jobs with one blocking read per slot, so redis-py's
+        # default pool (100, failing past it) broke the upkeep of a worker of 100 slots or more
+        redis = await connect(
+            config.redis_url,
+            max_connections=redis_connections(concurrency),
+            pool_timeout=REDIS_WAIT,
+        )
         try:
             # one sound per cluster (scale.settings): compared now, recorded once all is well
             await agree_worker(redis, config, record=False)
@@ -349,5 +368,6 @@ __all__ = [
     "ClusterReading",
     "ReadingWorker",
     "open_worker_storage",
+    "redis_connections",
     "run_worker",
 ]
