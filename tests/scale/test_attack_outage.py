@@ -29,6 +29,44 @@ from tests.service.conftest import make_config
 from tests.standin.server import EdgeStandin
 
 
+def test_a_hung_redis_ends_listeners_within_seconds(
+    tmp_path: Path, own_redis_server: RedisServer
+) -> None:
+    """Redis stops answering (SIGSTOP) under listeners: each gets a clean end of what it heard
+    within seconds (it took the client's retries of its socket timeouts, 20 s, before)."""
+    url = own_redis_server.url
+    reading_id = "b3" * 12
+    assert own_redis_server.process is not None
+    pid = own_redis_server.process.pid
+
+    async def scenario() -> None:
+        redis = await connect(url)
+        state = RedisState(redis)
+        await state.submit(reading_id, REQUEST, None, audio_exists=False)
+        assert await state.claim(reading_id, "test")
+        publisher = LivePublisher(redis, reading_id)
+        await publisher.begin("title", 10, [], "edge")
+        await publisher.segment(0, b"\x01" * 1000, 1.0, [])
+        await redis.aclose()
+        async with node(tmp_path / "data", url) as (_app, client):
+            path = f"/api/readings/{reading_id}/stream.mp3"
+            listeners = [asyncio.create_task(client.get(path)) for _ in range(3)]
+            await asyncio.sleep(0.3)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                done, _ = await asyncio.wait(listeners, timeout=10)
+                assert len(done) == len(listeners), "a listener hung with Redis"
+                assert all(t.result().content == b"\x01" * 1000 for t in done)
+                assert time.monotonic() - started < 8
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            again = await client.get(f"/api/readings/{reading_id}")
+            assert again.status_code == 200
+
+    asyncio.run(scenario())
+
+
 def test_a_stopped_redis_ends_listeners_and_gets_503_then_the_node_recovers(
     tmp_path: Path, own_redis_server: RedisServer
 ) -> None:

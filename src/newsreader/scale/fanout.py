@@ -29,9 +29,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from redis.asyncio import Redis
@@ -47,6 +47,7 @@ from newsreader.scale.live import (
 )
 
 log = logging.getLogger("newsreader.service")
+T = TypeVar("T")
 
 WINDOW = 8
 """Entries (segments, a few hundred KB each at most) a watch keeps for listeners caught up."""
@@ -59,6 +60,10 @@ BLOCK_MS = 2000
 """A watch's blocking read, at most (and at most half the client's socket timeout)."""
 IDLE = 300.0
 """Seconds without a new entry after which the listeners are told the reading stalled."""
+ANSWER = 3.0
+"""Seconds Redis gets to answer a command of a watch or a listener (beyond a blocking read's own
+wait): a Redis that hangs ends the listeners within seconds, not after the client's retries of
+its socket timeouts (20 s)."""
 TOUCH_EVERY = 10.0
 """Seconds between a watch's renewals of an ended stream's expiry while it is listened to."""
 
@@ -69,6 +74,13 @@ class _Entry:
     """The id of the entry before it (the cursor it was read after)."""
     id: bytes
     fields: dict[bytes, bytes]
+
+
+async def _bounded(command: Awaitable[T], waits: float = 0.0) -> T:
+    """``command`` answered within ``ANSWER`` seconds (plus the ``waits`` it blocks for), else
+    ``TimeoutError``."""
+    async with asyncio.timeout(ANSWER + waits):
+        return await call(command)
 
 
 def _xread_entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -117,7 +129,7 @@ class Watch:
         timeout = socket_timeout(self.reader)
         block = BLOCK_MS if not timeout else max(1, min(BLOCK_MS, int(timeout * 500)))
         while True:  # 1. until the live reading begins (its listeners each wait a while)
-            start, run = await call(self.redis.hmget(self.progress_key, ["take_start", "run"]))
+            start, run = await _bounded(self.redis.hmget(self.progress_key, ["take_start", "run"]))
             if start is not None and run is not None:
                 break
             await asyncio.sleep(BEGIN_POLL)
@@ -132,8 +144,9 @@ class Watch:
         quiet_since = touched = time.monotonic()
         while True:  # the take's entries, a batch at a time
             assert self.last is not None
-            reply = await call(
-                self.reader.xread({self.stream: self.last}, count=BATCH, block=block)
+            reply = await _bounded(
+                self.reader.xread({self.stream: self.last}, count=BATCH, block=block),
+                block / 1000,
             )
             now = time.monotonic()
             if now - touched >= TOUCH_EVERY:
@@ -141,11 +154,11 @@ class Watch:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.expire(self.stream, FOLLOWER_KEEP, gt=True)
                     pipe.expire(self.progress_key, FOLLOWER_KEEP, gt=True)
-                    await call(pipe.execute())
+                    await _bounded(pipe.execute())
             if not reply:
                 if now - quiet_since >= IDLE:
                     raise LiveStalled(f"reading {self.reading_id}: no audio for {IDLE:g} s")
-                if not await call(self.redis.exists(self.stream)):
+                if not await _bounded(self.redis.exists(self.stream)):
                     raise LiveStalled(f"reading {self.reading_id}: its live audio is gone")
                 continue
             quiet_since = now
@@ -180,7 +193,7 @@ class Watch:
         """The entry after ``cursor`` from Redis (a listener behind the window): one at a time,
         so a slow listener holds one segment of its own at most."""
         assert self.last is not None
-        reply = await call(
+        reply = await _bounded(
             self.redis.xrange(self.stream, min=b"(" + cursor, max=self.last, count=1)
         )
         entries = []

@@ -363,7 +363,7 @@ class ClusterBackend:
                 log.info("live audio of %s ended: %s", reading_id, error)
                 return
             except Exception as error:  # Redis went away: end the body, as a failure does
-                log.warning("live audio of %s cut: %s", reading_id, error)
+                log.warning("live audio of %s cut: %s", reading_id, error or type(error).__name__)
                 return
             if sent:
                 return
