@@ -23,10 +23,10 @@ different every time, so no segment is ever a cache hit.
 - First audio: ``--listeners`` clients each post a different article and follow its
   ``stream.mp3`` to the end, ``--rounds`` times in turn (as ``benchmarks/service.py`` measures:
   from sending the POST to the first byte of audio), once against ``serve`` alone and once
-  against one API node with ``--latency-workers`` workers, with the same number of voice
-  connections in all (``serve`` gets ``--latency-workers`` x ``--voice-connections``; the
-  workers take all the listeners' readings at once between them, each with its fair share of
-  its own connections, as ``serve`` does in one process). One listener alone first
+  against one API node with each of ``--latency-workers`` workers, always with
+  ``--latency-connections`` voice connections in all (8, the service's default, split among the
+  workers; the workers take all the listeners' readings at once between them, each sharing its
+  own connections fairly, as ``serve`` does in one process). One listener alone first
   (``--solo-rounds`` readings in turn): what the cluster's hops through Redis add, with no
   queueing for voice connections.
 - Dead workers: ``--trials`` times, a long reading (10 paragraphs) is posted to an API node with
@@ -338,7 +338,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--solo-rounds", type=int, default=8, help="readings of one listener alone, in turn"
     )
-    parser.add_argument("--latency-workers", type=int, default=2)
+    parser.add_argument(
+        "--latency-workers", default="1,2", help="scale-out runs: workers sharing the connections"
+    )
+    parser.add_argument(
+        "--latency-connections", type=int, default=8, help="voice connections in all"
+    )
     parser.add_argument("--latency-paragraphs", type=int, default=3)
     parser.add_argument("--latency-characters", type=int, default=150)
     parser.add_argument("--handshake", type=float, default=0.15, help="seconds")
@@ -406,8 +411,10 @@ def main(argv: list[str]) -> None:
                 file=sys.stderr,
             )
 
-        total_connections = args.latency_workers * args.voice_connections
-        for mode in ("embedded", "scale-out") if args.listeners else ():
+        total = args.latency_connections
+        modes = [0] + [int(n) for n in args.latency_workers.split(",") if n.strip()]
+        for spread in modes if args.listeners else []:  # 0: embedded, else workers
+            mode = f"scale-out, {spread} × {total // spread}" if spread else "embedded"
             redis.flush()
             solo = [articles(args.solo_rounds, args.latency_paragraphs, args.latency_characters)]
             turns = [
@@ -415,31 +422,29 @@ def main(argv: list[str]) -> None:
                 for _ in range(args.listeners)
             ]
             with Cluster(
-                Path(folder) / mode,
+                Path(folder) / f"latency{spread}",
                 redis.url,
                 edge,
                 api_options=api_options,
                 worker_options=[
                     *shared,
-                    *("--voice-connections", str(args.voice_connections)),
-                    *("--concurrency", str(-(-args.listeners // args.latency_workers))),
+                    *("--voice-connections", str(total // max(spread, 1))),
+                    *("--concurrency", str(-(-args.listeners // max(spread, 1)))),
                 ],
             ) as cluster:
-                if mode == "embedded":
+                if not spread:
                     api = cluster.embedded(
                         *shared,
-                        *("--voice-connections", str(total_connections)),
+                        *("--voice-connections", str(total)),
                         *("--jobs-per-client", str(args.listeners)),  # one client address here
                     )
                     warm = articles(1, 1, 10)
                 else:
                     api = cluster.api()
-                    for _ in range(args.latency_workers):
+                    for _ in range(spread):
                         cluster.worker(ready=False)
-                    cluster.wait(
-                        lambda: cluster.live_workers() >= args.latency_workers, "the workers"
-                    )
-                    warm = articles(2 * args.latency_workers, 1, 10)
+                    cluster.wait(lambda n=spread: cluster.live_workers() >= n, "the workers")
+                    warm = articles(2 * spread, 1, 10)
                 for listeners in (solo, turns):
                     latency.append(asyncio.run(first_audio_level(api.base, listeners, warm, mode)))
                     warm = []
@@ -527,7 +532,7 @@ def print_tables(
         "connections over the connection-seconds a reading needs; CPU is every process's user + "
         f"system time (% of {cores} cores over the wall time). First audio: articles of "
         f"{args.latency_paragraphs} paragraphs, about {args.latency_characters} characters; "
-        f"embedded: serve with {args.latency_workers * args.voice_connections} voice connections; "
-        f"scale-out: 1 API node and {args.latency_workers} workers of {args.voice_connections}. "
+        f"embedded: serve with {args.latency_connections} voice connections; scale-out W × N: 1 "
+        f"API node and W workers of N voice connections. "
         f"{platform.machine()}, {cores} cores, Python {platform.python_version()}."
     )
