@@ -262,35 +262,110 @@ def interpolator(up: int) -> tuple[FloatArray, float]:
     return taps, bound
 
 
+@functools.cache
+def phase_kernel(up: int) -> tuple[FloatArray, FloatArray, float]:
+    """The interpolator for ``up``x oversampling laid out for evaluating it anywhere, and what
+    bounds its values without evaluating them.
+
+    ``kernel[HALF_TAPS + d, p]`` weighs input ``t + d`` in the oversampled value ``p`` after input
+    ``t`` (``p`` = 0 .. up - 1), so the values after ``t`` are ``x[t - H : t + H + 1] @ kernel``:
+    exactly what ``upfirdn`` gives, without oversampling the stretch around them.
+
+    Every such value is the same sum taken over the parabola through ``x[t-1], x[t], x[t+1]``
+    (``x[t] + s d + c d**2``: s the slope, c the curvature), plus the sum over what the inputs
+    differ from it. ``gains[k]`` is the largest absolute phase sum of ``kernel[:, p] * d**k``, so
+    the first part is at most ``|x[t]| gains[0] + |s| gains[1] + |c| gains[2]``. Input ``t + d``
+    differs from the parabola by at most ``(|d|**3 - |d|) / 6`` times the largest third
+    difference of the inputs between (Newton's remainder: the divided difference over four
+    integer points is an average of those over consecutive ones), so the second part is at most
+    ``slack`` times the largest third difference within ``HALF_TAPS``.
+    """
+    taps, _ = interpolator(up)
+    offsets = np.arange(-HALF_TAPS, HALF_TAPS + 1)
+    kernel = np.zeros((len(offsets), up))
+    for row, offset in enumerate(offsets):
+        for phase in range(up):
+            tap = (HALF_TAPS - offset) * up + phase
+            if tap < len(taps):
+                kernel[row, phase] = taps[tap]
+    gains = np.array([np.abs(kernel.T @ offsets.astype(np.float64) ** k).max() for k in range(3)])
+    apart = np.abs(offsets).astype(np.float64)
+    slack = float((np.abs(kernel).T @ ((apart**3 - apart) / 6)).max())
+    return kernel, gains, slack
+
+
+_BATCH = 4096
+"""Inputs whose oversampled values are worked out at a time (most likely to hold the peak first)."""
+_SURE = 1 - 1e-12
+"""A bound at most this fraction of the peak so far cannot reach it, whatever the rounding."""
+
+
 def true_peak(samples: Samples, rate: int) -> float:
     """Largest absolute value of ``samples`` oversampled to >= 192 kHz (linear, 1.0 = 0 dBTP).
 
-    Only stretches near samples within the filter's gain bound of the sample peak can hold the
-    true peak, so only those are oversampled: exact, and far cheaper than the whole signal.
-    Worked out ``BLOCK`` samples at a time (in float64, whatever ``samples`` are stored in).
+    Exactly the peak of the whole signal oversampled (zeros before and after it), and of the
+    samples themselves, but the oversampled values are worked out only after inputs where a
+    bound (``phase_kernel``) says they could beat the peak found so far: near the peaks of a
+    smooth signal, near the loudest samples of others. The most promising first, so the peak
+    so far soon rules out the rest. Worked out ``BLOCK`` samples at a time, in float64.
     """
     if not len(samples):
         return 0.0
-    from scipy.signal import upfirdn
+    from numpy.lib.stride_tricks import sliding_window_view
 
     up = oversampling(rate)
-    taps, bound = interpolator(up)
-    delay = (len(taps) - 1) // 2
-    peak = max(float(np.abs(part).max()) for _, part in _blocks(samples))
+    kernel, gains, slack = phase_kernel(up)
+    peak = max(float(np.abs(samples[at : at + BLOCK]).max()) for at in _starts(samples))
     if peak == 0:
         return 0.0
-    # An oversampled value depends on the inputs within HALF_TAPS of it; where all of them are
-    # below peak / bound it cannot exceed the peak.
-    candidates = np.concatenate(
-        [np.flatnonzero(np.abs(part) * bound > peak) + at for at, part in _blocks(samples)]
-    )
-    for start, stop in runs(candidates, 4 * HALF_TAPS):
-        lo, hi = max(0, start - 2 * HALF_TAPS), min(len(samples), stop + 2 * HALF_TAPS)
-        upsampled: Any = upfirdn(taps, np.asarray(samples[lo:hi], dtype=np.float64), up)
-        first = (max(lo, start - HALF_TAPS) - lo) * up + delay
-        last = (min(hi, stop + HALF_TAPS) - lo) * up + delay
-        peak = max(peak, float(np.abs(upsampled[first:last]).max()))
+    edge = HALF_TAPS + 2  # inputs on each side that a block's values and bounds are made from
+    for at in _starts(samples):
+        count = min(len(samples), at + BLOCK) - at
+        x = _window(samples, at - edge, at + count + edge)
+        before, here, after = (
+            x[edge - 1 : -edge - 1],
+            x[edge:-edge],
+            x[edge + 1 : len(x) - edge + 1],
+        )
+        bound = np.abs(here) * gains[0]
+        bound += np.abs(after - before) * (gains[1] / 2)
+        bound += np.abs((after + before) / 2 - here) * gains[2]
+        # The third differences that input t's values depend on start at t - H .. t + H - 3.
+        third = np.abs(np.diff(x, 3))
+        bound += _running_max(third[2:], 2 * HALF_TAPS - 2)[:count] * slack
+        rows = sliding_window_view(x[2:], 2 * HALF_TAPS + 1)  # rows[j]: x[t-H .. t+H], t = at + j
+        candidates = np.flatnonzero(bound > peak * _SURE)
+        candidates = candidates[np.argsort(bound[candidates])[::-1]]
+        for first in range(0, len(candidates), _BATCH):
+            batch = candidates[first : first + _BATCH]
+            batch = batch[bound[batch] > peak * _SURE]
+            if not len(batch):
+                break
+            values = rows[batch] @ kernel
+            peak = max(peak, float(values.max()), -float(values.min()))
     return peak
+
+
+def _starts(samples: Samples) -> range:
+    return range(0, len(samples), BLOCK)
+
+
+def _window(samples: Samples, start: int, stop: int) -> FloatArray:
+    """``samples[start:stop]`` in float64, with zeros where that reaches beyond them."""
+    out = np.zeros(stop - start)
+    lo, hi = max(0, start), min(len(samples), stop)
+    out[lo - start : hi - start] = samples[lo:hi]
+    return out
+
+
+def _running_max(values: FloatArray, width: int) -> FloatArray:
+    """``out[i] = values[i : i + width].max()`` for every whole window (``width`` >= 1)."""
+    span, out = 1, values
+    while 2 * span <= width:
+        out = np.maximum(out[:-span], out[span:])  # out[i]: the max of values[i : i + 2 span]
+        span *= 2
+    shift = width - span
+    return np.maximum(out[: len(out) - shift], out[shift:])
 
 
 def _blocks(samples: Samples, size: int = BLOCK) -> Iterator[tuple[int, FloatArray]]:
