@@ -106,3 +106,19 @@ def test_two_workers_at_most_and_every_piece_its_own_measurement() -> None:
     found = levels.measure(pieces)
     plain = LevelCache(None).measure(pieces)
     assert all(_same(a, b) for a, b in zip(found, plain, strict=True))
+
+
+def test_silence_is_not_measured_ahead_nor_kept() -> None:
+    # The meter counts a run of silent frames as a pause and never asks for its measurement:
+    # one measured ahead would be kept to the end of the run (memory growing with the article).
+    levels = AheadLevels(None)
+    levels.ahead(silence(40))
+    levels.ahead(tone_mp3(30))
+    _until(lambda: levels.measured == 1)
+    time.sleep(0.05)
+    assert levels.measured == 1  # the tone only
+    meter = LevelMeter(levels)
+    meter.add(silence(40))
+    meter.add(tone_mp3(30))
+    meter.plan(None)
+    assert levels.measured == 1  # the tone's measurement, taken ahead, was the one used

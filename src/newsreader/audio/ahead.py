@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from newsreader.audio.mp3 import bare_frames
+from newsreader.audio.mp3 import SILENT_FRAME, bare_frames
 from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 from newsreader.synth.cache import LevelCache, frames_digest
@@ -57,6 +57,8 @@ class AheadLevels(LevelCache):
     def ahead(self, mp3: bytes) -> None:
         """A segment's audio, arrived: start measuring its frames (in a worker thread), keyed
         as the meter will see them (bare frames: no tag, no Info frame)."""
+        if mp3.count(SILENT_FRAME) * FRAME_BYTES == len(mp3):
+            return  # silence: the meter counts it as a pause and never asks for its measurement
         try:
             frames = bare_frames(mp3)
         except SynthesisError:
