@@ -40,6 +40,8 @@ PAGES = (10, 20, 25, 28)
 """After these readings, a page's URL is posted to both API nodes at once."""
 LOOPBACK_PAGES = ("--allow-address", "127.0.0.1")
 """The pages are served on loopback (``tests/webserver.py``), not a public address."""
+SETTLE = 15.0
+"""Seconds the queue's records get to show every job complete once every reading is done."""
 DEADLINE = 90.0
 """Seconds for the whole scenario: far more than it needs, so a hang fails instead of waiting."""
 _WORDS = [
@@ -92,8 +94,9 @@ def article(number: int, paragraphs: int = 1, clauses: int = 2) -> str:
 
 
 def page(number: int) -> str:
-    """A news page around ``article(number)``: its headline in ``<h1>``, two paragraphs."""
-    title, *paragraphs = article(number, paragraphs=2, clauses=3).split("\n\n")
+    """A news page around ``article(1000 + number)`` (no posted text shares its headline): the
+    headline in ``<h1>``, two paragraphs."""
+    title, *paragraphs = article(1000 + number, paragraphs=2, clauses=3).split("\n\n")
     body = "".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title} - 本地新闻网</title>'
@@ -228,7 +231,6 @@ async def scenario(cluster: Cluster, edge: EdgeStandin, web: LocalWeb) -> None:
                 await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(*tasks), max(1.0, deadline - time.monotonic()))
         await stopping
-        await asyncio.sleep(0.5)  # a late sweep or retry of the queue would show now
 
         problems = [
             f"{reading} {row['status']}: {row['error']}"
@@ -252,7 +254,14 @@ async def once_each(
     ran once fetched its page once and asked the stand-in for each of its segments once."""
     problems: list[str] = []
     fetched = Counter(web.requests)  # before script_of fetches the pages again
-    jobs = await saq_jobs(cluster.redis_url, [item.reading for item in submitted])
+    settled = time.monotonic() + SETTLE
+    while True:  # a worker records its job complete just after it published the reading
+        jobs = await saq_jobs(cluster.redis_url, [item.reading for item in submitted])
+        if time.monotonic() > settled or all(
+            job is not None and job.status == "complete" for job in jobs.values()
+        ):
+            break
+        await asyncio.sleep(0.1)
     for reading, job in jobs.items():
         if job is None or job.status != "complete":
             problems.append(f"{reading}: its job is {getattr(job, 'status', 'missing')}")
