@@ -152,3 +152,12 @@ def test_the_kernel_gives_upfirdn_values() -> None:
             full[t], rel=1e-12, abs=1e-15
         )
     assert gains[0] == pytest.approx(1.0, abs=0.01) and slack > 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), length=st.integers(1, 200), width=st.integers(1, 40))
+def test_the_running_max_behind_the_bound(seed: int, length: int, width: int) -> None:
+    values = np.random.default_rng(seed).standard_normal(length + width)
+    expected = [values[i : i + width].max() for i in range(len(values) - width + 1)]
+    got = loudness._running_max(values.copy(), width, np.empty(len(values)))
+    assert list(got) == expected

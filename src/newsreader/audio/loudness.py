@@ -294,8 +294,9 @@ def phase_kernel(up: int) -> tuple[FloatArray, FloatArray, float]:
     return kernel, gains, slack
 
 
-_BATCH = 4096
-"""Inputs whose oversampled values are worked out at a time (most likely to hold the peak first)."""
+_BATCH = 512
+"""Inputs whose oversampled values are worked out at a time (most likely to hold the peak first);
+few enough that the rows and values stay small allocations (no fresh pages each time)."""
 _SURE = 1 - 1e-12
 """A bound at most this fraction of the peak so far cannot reach it, whatever the rounding."""
 
@@ -307,7 +308,9 @@ def true_peak(samples: Samples, rate: int) -> float:
     samples themselves, but the oversampled values are worked out only after inputs where a
     bound (``phase_kernel``) says they could beat the peak found so far: near the peaks of a
     smooth signal, near the loudest samples of others. The most promising first, so the peak
-    so far soon rules out the rest. Worked out ``BLOCK`` samples at a time, in float64.
+    so far soon rules out the rest. Worked out ``BLOCK`` samples at a time, in float64, in
+    buffers made once a call (a fresh array for each step of each block costs more in the
+    kernel's page faults than in the arithmetic, in a worker thread).
     """
     if not len(samples):
         return 0.0
@@ -315,30 +318,42 @@ def true_peak(samples: Samples, rate: int) -> float:
 
     up = oversampling(rate)
     kernel, gains, slack = phase_kernel(up)
-    peak = max(float(np.abs(samples[at : at + BLOCK]).max()) for at in _starts(samples))
+    peak = 0.0
+    for at in _starts(samples):
+        part = samples[at : at + BLOCK]
+        peak = max(peak, float(part.max()), -float(part.min()))
     if peak == 0:
         return 0.0
     edge = HALF_TAPS + 2  # inputs on each side that a block's values and bounds are made from
+    size = min(len(samples), BLOCK) + 2 * edge
+    x, bound, spare, other = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
     for at in _starts(samples):
         count = min(len(samples), at + BLOCK) - at
-        x = _window(samples, at - edge, at + count + edge)
-        before, here, after = (
-            x[edge - 1 : -edge - 1],
-            x[edge:-edge],
-            x[edge + 1 : len(x) - edge + 1],
-        )
-        bound = np.abs(here) * gains[0]
-        bound += np.abs(after - before) * (gains[1] / 2)
-        bound += np.abs((after + before) / 2 - here) * gains[2]
+        inputs = _window(samples, at - edge, at + count + edge, x)
+        before, here = inputs[edge - 1 : edge - 1 + count], inputs[edge : edge + count]
+        after, limit, work = inputs[edge + 1 : edge + 1 + count], bound[:count], spare[:count]
+        np.multiply(np.abs(here, out=limit), gains[0], out=limit)
+        np.subtract(after, before, out=work)
+        np.abs(work, out=work)
+        work *= gains[1] / 2
+        limit += work
+        np.add(after, before, out=work)
+        work /= 2
+        work -= here
+        np.abs(work, out=work)
+        work *= gains[2]
+        limit += work
         # The third differences that input t's values depend on start at t - H .. t + H - 3.
-        third = np.abs(np.diff(x, 3))
-        bound += _running_max(third[2:], 2 * HALF_TAPS - 2)[:count] * slack
-        rows = sliding_window_view(x[2:], 2 * HALF_TAPS + 1)  # rows[j]: x[t-H .. t+H], t = at + j
-        candidates = np.flatnonzero(bound > peak * _SURE)
-        candidates = candidates[np.argsort(bound[candidates])[::-1]]
+        third = _third_differences(inputs, spare, other)
+        spread = _running_max(third[2:], 2 * HALF_TAPS - 2, other)[:count]
+        spread *= slack
+        limit += spread
+        rows = sliding_window_view(inputs[2:], 2 * HALF_TAPS + 1)  # rows[j]: x[t-H .. t+H]
+        candidates = np.flatnonzero(limit > peak * _SURE)
+        candidates = candidates[np.argsort(limit[candidates])[::-1]]
         for first in range(0, len(candidates), _BATCH):
             batch = candidates[first : first + _BATCH]
-            batch = batch[bound[batch] > peak * _SURE]
+            batch = batch[limit[batch] > peak * _SURE]
             if not len(batch):
                 break
             values = rows[batch] @ kernel
@@ -350,22 +365,36 @@ def _starts(samples: Samples) -> range:
     return range(0, len(samples), BLOCK)
 
 
-def _window(samples: Samples, start: int, stop: int) -> FloatArray:
-    """``samples[start:stop]`` in float64, with zeros where that reaches beyond them."""
-    out = np.zeros(stop - start)
+def _window(samples: Samples, start: int, stop: int, out: FloatArray) -> FloatArray:
+    """``samples[start:stop]`` in float64 in ``out``, with zeros where that reaches beyond them."""
+    window = out[: stop - start]
     lo, hi = max(0, start), min(len(samples), stop)
-    out[lo - start : hi - start] = samples[lo:hi]
-    return out
+    window[: lo - start] = 0
+    window[lo - start : hi - start] = samples[lo:hi]
+    window[hi - start :] = 0
+    return window
 
 
-def _running_max(values: FloatArray, width: int) -> FloatArray:
-    """``out[i] = values[i : i + width].max()`` for every whole window (``width`` >= 1)."""
-    span, out = 1, values
-    while 2 * span <= width:
-        out = np.maximum(out[:-span], out[span:])  # out[i]: the max of values[i : i + 2 span]
-        span *= 2
+def _third_differences(values: FloatArray, out: FloatArray, spare: FloatArray) -> FloatArray:
+    """``abs(np.diff(values, 3))`` in ``out`` (``spare`` is overwritten)."""
+    n = len(values)
+    first = np.subtract(values[1:], values[:-1], out=out[: n - 1])
+    second = np.subtract(first[1:], first[:-1], out=spare[: n - 2])
+    third = np.subtract(second[1:], second[:-1], out=out[: n - 3])
+    return np.abs(third, out=third)
+
+
+def _running_max(values: FloatArray, width: int, spare: FloatArray) -> FloatArray:
+    """``out[i] = values[i : i + width].max()`` for every whole window (``width`` >= 1), in
+    ``values`` or ``spare`` (both are overwritten)."""
+    span, out, other, length = 1, values, spare, len(values)
+    while 2 * span <= width:  # out[i]: the max of values[i : i + 2 span]
+        length -= span
+        np.maximum(out[:length], out[span : span + length], out=other[:length])
+        out, other, span = other, out, span * 2
     shift = width - span
-    return np.maximum(out[: len(out) - shift], out[shift:])
+    length -= shift
+    return np.maximum(out[:length], out[shift : shift + length], out=other[:length])
 
 
 def _blocks(samples: Samples, size: int = BLOCK) -> Iterator[tuple[int, FloatArray]]:
@@ -384,12 +413,18 @@ def runs(indexes: npt.NDArray[np.intp], gap: int) -> list[tuple[int, int]]:
     return [(int(a), int(b) + 1) for a, b in zip(firsts, lasts, strict=True)]
 
 
+_FILTER_BLOCK = 8192
+"""Samples K-weighted at a time: the filter's copies stay small allocations, which a worker
+thread reuses, instead of fresh pages (and their page faults) for every block."""
+
+
 def measure_samples(samples: Samples, rate: int) -> Measurement:
     """Measure float samples (full scale 1.0) at ``rate``; a partial last chunk counts whole.
 
     Float32 samples (as ffmpeg decodes) are measured in float64 as if converted first; the work
-    goes ``BLOCK`` samples at a time (the K-filter's state carried over), so it needs a few
-    blocks of memory besides the samples, however long they are.
+    goes ``_FILTER_BLOCK`` samples at a time (the K-filter's state carried over) and the true
+    peak ``BLOCK`` at a time, so it needs a few blocks of memory besides the samples, however
+    long they are.
     """
     from scipy.signal import sosfilt
 
@@ -397,7 +432,7 @@ def measure_samples(samples: Samples, rate: int) -> Measurement:
     sos = k_weighting(rate)
     state: Any = np.zeros((len(sos), 2))
     energy = np.empty(-(-len(samples) // chunk))
-    for at, part in _blocks(samples, BLOCK // chunk * chunk):
+    for at, part in _blocks(samples, max(chunk, _FILTER_BLOCK // chunk * chunk)):
         weighted, state = sosfilt(sos, part, zi=state)
         if len(weighted) % chunk:  # the last block: a partial chunk counts whole
             weighted = np.concatenate((weighted, np.zeros(chunk - len(weighted) % chunk)))
