@@ -252,6 +252,8 @@ async def once_each(
     """Exactly once: one job per reading, complete (the victim's on a later attempt); one
     ``done`` (the publishing run's log line) per reading in all the workers' logs; a job that
     ran once fetched its page once and asked the stand-in for each of its segments once."""
+    from saq.utils import now
+
     problems: list[str] = []
     fetched = Counter(web.requests)  # before script_of fetches the pages again
     settled = time.monotonic() + SETTLE
@@ -263,8 +265,13 @@ async def once_each(
             break
         await asyncio.sleep(0.1)
     for reading, job in jobs.items():
-        if job is None or job.status != "complete":
-            problems.append(f"{reading}: its job is {getattr(job, 'status', 'missing')}")
+        if job is None:
+            problems.append(f"{reading}: no job")
+        elif job.status != "complete":
+            problems.append(
+                f"{reading}: its job is {job.status.value} (run {job.attempts} on "
+                f"{job.worker_id}, started {job.started}, touched {job.touched}, now {now()})"
+            )
     victim_job = jobs[victim]
     if victim_job is None or victim_job.attempts < 2:
         problems.append(f"{victim}: its worker was killed, yet its job ran once")
