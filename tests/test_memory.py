@@ -26,6 +26,7 @@ from newsreader.pipeline import Written
 from newsreader.synth.base import Voice
 from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
 from newsreader.synth.espeak import level_pcm
+from newsreader.synth.scheduler import AHEAD
 from newsreader.synth.select import EngineChoice
 from tests.audio import make_script, make_segment
 from tests.audio.meter import speech_pcm
@@ -40,11 +41,16 @@ class SilentEngine:
 
     name = "silent"
 
+    def __init__(self, delay: float = 0.002) -> None:
+        self.delay = delay
+        """Seconds each segment takes: 0 answers in the event loop's own order, the same way
+        every run (no timer decides which results are ready before the listener takes them)."""
+
     def voice_id(self, settings: Settings) -> str:
         return "silent"
 
     async def synthesize(self, segment: Segment, settings: Settings) -> SegmentAudio:
-        await asyncio.sleep(0.002)  # as a voice takes time: results do not all pile up at once
+        await asyncio.sleep(self.delay)  # as a voice takes time: results do not all come at once
         timings = tuple(SentenceTiming(s, 0.1, 4.0) for s in segment.sentences)
         return SegmentAudio(silence(FRAMES), timings)
 
@@ -151,7 +157,13 @@ def reading_peak(tmp_path: Path, segments: int, *, cached: bool = False) -> int:
     )
     settings = Settings(engine="espeak", use_cache=cached, cache_dir=tmp_path / f"c{segments}")
     out = tmp_path / f"reading-{segments}.mp3"
-    choice = EngineChoice(SilentEngine())
+    # Instant answers: how many results wait for the listener is then the same in every run.
+    # With a timer (2 ms a segment) it was not: once the adaptive limiter had climbed past
+    # about 8 requests, the engine outran the listener (150-300 us a segment) and the results
+    # waiting filled the scheduler's window, up to 128 segments (3.7 MB here), or not, as the
+    # timers fell; a 150-segment run ends before that climb, so a 600-segment run peaked 0.1
+    # to 1.9 MB higher from one run to the next, bounded by the window, not by the reading.
+    choice = EngineChoice(SilentEngine(delay=0))
 
     def read() -> Written:
         return asyncio.run(
@@ -161,6 +173,47 @@ def reading_peak(tmp_path: Path, segments: int, *, cached: bool = False) -> int:
     if cached:
         assert read().stats.cache_hits == 0
     return traced_peak(read)
+
+
+class CountingEngine(SilentEngine):
+    """A ``SilentEngine`` that counts the segments it has answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
+
+    async def synthesize(self, segment: Segment, settings: Settings) -> SegmentAudio:
+        audio = await super().synthesize(segment, settings)
+        self.answered += 1
+        return audio
+
+
+def test_results_wait_for_a_slow_listener_only_as_far_as_the_window(tmp_path: Path) -> None:
+    # The one buffer between the engine and the listener: results not yet taken. Requests are
+    # made only so far ahead of the listener (``scheduler.AHEAD``, 8 x the concurrency if more),
+    # so a listener slower than the engine (a player on a pipe; here 1 ms a segment against 16
+    # requests of 2 ms) holds that many segments' audio, not the rest of the reading. (Texts of
+    # one length: the work order is the script's.)
+    count = 400
+    script = make_script(
+        tuple(make_segment(i, (f"第{i:03}段。",), pause=Pause.PARAGRAPH) for i in range(count)),
+        ("标题",),
+    )
+    settings = Settings(engine="espeak", use_cache=False, cache_dir=tmp_path / "cache")
+    engine = CountingEngine()
+    waiting: list[int] = []
+
+    async def listen() -> None:
+        stream = pipeline.RenderStream(script, settings, choice=EngineChoice(engine))
+        async for _item in stream:
+            waiting.append(engine.answered - len(waiting) - 1)  # answered, not taken yet
+            await asyncio.sleep(0.001)
+
+    asyncio.run(listen())
+    window = max(AHEAD, 8 * settings.max_concurrency)
+    assert len(waiting) == count
+    assert max(waiting) <= window, f"{max(waiting)} results waited; the window is {window}"
+    assert max(waiting) > window // 2  # the listener was slow: the window is what held it back
 
 
 def test_a_reading_four_times_as_long_peaks_no_higher(tmp_path: Path) -> None:
