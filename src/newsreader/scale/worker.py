@@ -77,6 +77,8 @@ REDIS_SPARE = 8
 notices."""
 REDIS_WAIT = 10.0
 """Seconds a command may wait for a free connection of the bounded pool."""
+STOP_WAIT = 12.0
+"""Seconds a job's end waits for a heartbeat in flight before cancelling it."""
 RELEASE_TIMEOUT = 2.0
 """Seconds a cancelled job may take to hand its reading back."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -198,13 +200,12 @@ class ReadingWorker:
         """The job function (``queue.JOB_FUNCTION``): make ``reading_id``; what happened, for
         the queue's record (``done``, ``failed``, ``done elsewhere``, ``nothing to do``)."""
         job = ctx["job"]
-        beat = asyncio.create_task(_heartbeat(job), name=f"heartbeat-{reading_id}")
+        heartbeat = Heartbeat(job)
         try:
             return await self._make(reading_id, f"{self.name}/{job.attempts}")
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            # stopped before the job's end is reported: no beat writes after saq's finish
+            await heartbeat.stop()
 
     async def _make(self, reading_id: str, owner: str) -> str:
         from redis.exceptions import RedisError
@@ -243,13 +244,55 @@ class ReadingWorker:
         return "done" if won else "done elsewhere"
 
 
-async def _heartbeat(job: Job) -> None:
-    while True:
-        await asyncio.sleep(BEAT_EVERY)
-        try:
-            await job.update()
-        except Exception as error:  # a lost beat is tolerated; the next one may get through
-            log.warning("heartbeat of %s failed: %s", job.key, error)
+class Heartbeat:
+    """A running job's heartbeat (``await job.update()`` every ``BEAT_EVERY`` seconds), in a
+    task of its own from its making to ``stop``.
+
+    Stopped by a flag, not by cancelling it: on Python 3.11 redis-py writes a command inside
+    ``asyncio.wait_for``, which returns the command's result instead of raising when the
+    cancellation lands just as the write completes; a beat cancelled that way went on beating
+    for ever, ``stop`` never returned and the job stayed active, kept alive by its own beats.
+    """
+
+    def __init__(self, job: Job, every: float | None = None) -> None:
+        self.job = job
+        self.every = BEAT_EVERY if every is None else every
+        self._stopped = asyncio.Event()
+        self._task = asyncio.create_task(self._beat(), name=f"heartbeat-{job.key}")
+
+    async def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.every):
+                    await self._stopped.wait()
+            if self._stopped.is_set():
+                return
+            try:
+                await self.job.update()
+            except Exception as error:  # a lost beat is tolerated; the next one may get through
+                log.warning("heartbeat of %s failed: %s", self.job.key, error)
+
+    async def stop(self) -> None:
+        """Return once the beat has ended: a beat in flight completes first (each Redis
+        command has the client's socket timeout; after ``STOP_WAIT`` s it is cancelled). A
+        cancellation of the caller meanwhile is raised after that, not instead of it."""
+        self._stopped.set()
+        cancelled = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_WAIT
+        while not self._task.done():
+            left = deadline - loop.time()
+            if left <= 0:
+                self._task.cancel()  # it ends at its next look at the flag even if this is lost
+                deadline = loop.time() + STOP_WAIT
+            try:
+                await asyncio.wait({self._task}, timeout=max(left, 0.05))
+            except asyncio.CancelledError:
+                cancelled = True
+        if not self._task.cancelled() and self._task.exception() is not None:
+            log.warning("heartbeat of %s ended: %s", self.job.key, self._task.exception())
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 async def _release(state: RedisState, reading_id: str, owner: str) -> None:
@@ -366,6 +409,7 @@ async def run_worker(
 
 __all__ = [
     "ClusterReading",
+    "Heartbeat",
     "ReadingWorker",
     "open_worker_storage",
     "redis_connections",
