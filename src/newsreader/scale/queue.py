@@ -70,7 +70,7 @@ def make_queue(redis: str | Redis, *, given_up: GivenUp | None = None) -> RedisQ
     return _queue_class()(client, name=QUEUE_NAME, given_up=given_up)
 
 
-SWEEP_HOLD = 10
+SWEEP_HOLD = 5
 """Seconds a sweep holds its lock ahead of itself, renewed at each step (a sweep whose worker
 dies mid-way blocks the others no longer than this)."""
 SWEEP_POLL = 0.05
