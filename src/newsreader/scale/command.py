@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from newsreader.cli_common import engine_option, fallback_option, level_options, user_errors
+from newsreader.cli_common import user_errors
+from newsreader.service.command import reading_options, storage_options
 
 
 @click.command()
@@ -57,37 +58,14 @@ from newsreader.cli_common import engine_option, fallback_option, level_options,
     help="Working folder: files being made, the segment cache, and without --storage the "
     "finished readings (then shared with the API nodes).",
 )
-@click.option(
-    "--storage",
-    default=None,
-    help="Where finished readings and the segment cache live: a folder (shared by every "
-    "node) or s3://BUCKET/PREFIX [default: the --data folder].",
-)
-@click.option(
-    "--s3-endpoint",
-    envvar="AWS_ENDPOINT_URL",
-    default=None,
-    help="The S3 service's address, e.g. http://127.0.0.1:9000 [default: AWS; or set "
-    "AWS_ENDPOINT_URL]. Credentials come from the usual AWS variables.",
-)
+@storage_options
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="Segment cache when there is no --storage [default: DATA/cache].",
 )
-@click.option(
-    "--allow-address",
-    "allow_addresses",
-    multiple=True,
-    help="A non-public address or network URL sources may point to (an intranet; tests).",
-)
-@engine_option("Voice engine for every reading.")
-@fallback_option(
-    "If the online voice fails partway through a reading: fail it (none), or read the whole "
-    "article again with the embedded voice (espeak), with a warning in its status."
-)
-@level_options
+@reading_options
 @click.option(
     "--max-chars",
     default=20_000,

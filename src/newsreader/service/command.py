@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,6 +18,50 @@ class _StorageUnusable(click.ClickException):
     """The storage cannot be used (folder not writable, bucket missing): one line, exit 7."""
 
     exit_code = StorageError.exit_code
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(options: list[Callable[[F], F]], func: F) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def reading_options(func: F) -> F:
+    """What readings are made of and how they sound, shared by ``serve`` and ``worker``:
+    ``--allow-address``, ``--engine``, ``--fallback``, ``--loudness``, ``--intro``, ``--outro``."""
+    allow = click.option(
+        "--allow-address",
+        "allow_addresses",
+        multiple=True,
+        help="A non-public address or network URL sources may point to (an intranet; tests).",
+    )
+    engine = engine_option("Voice engine for every reading.")
+    fallback = fallback_option(
+        "If the online voice fails partway through a reading: fail it (none), or read the whole "
+        "article again with the embedded voice (espeak), with a warning in its status."
+    )
+    return _apply([allow, engine, fallback, level_options], func)
+
+
+def storage_options(func: F) -> F:
+    """``--storage`` and ``--s3-endpoint``, shared by ``serve`` and ``worker``."""
+    storage = click.option(
+        "--storage",
+        default=None,
+        help="Where finished readings and the segment cache live: a folder (shared by every "
+        "node) or s3://BUCKET/PREFIX [default: the --data folder].",
+    )
+    endpoint = click.option(
+        "--s3-endpoint",
+        envvar="AWS_ENDPOINT_URL",
+        default=None,
+        help="The S3 service's address, e.g. http://127.0.0.1:9000 [default: AWS; or set "
+        "AWS_ENDPOINT_URL]. Credentials come from the usual AWS variables.",
+    )
+    return _apply([storage, endpoint], func)
 
 
 @click.command()
@@ -41,18 +87,7 @@ class _StorageUnusable(click.ClickException):
     multiple=True,
     help="An origin whose pages may use the API and widget, e.g. https://news.example.cn.",
 )
-@click.option(
-    "--allow-address",
-    "allow_addresses",
-    multiple=True,
-    help="A non-public address or network URL sources may point to (an intranet; tests).",
-)
-@engine_option("Voice engine for every reading.")
-@fallback_option(
-    "If the online voice fails partway through a reading: fail it (none), or read the whole "
-    "article again with the embedded voice (espeak), with a warning in its status."
-)
-@level_options
+@reading_options
 @click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -134,19 +169,7 @@ class _StorageUnusable(click.ClickException):
     help="Scale-out: run as a stateless API node on this Redis, e.g. redis://HOST:6379/0 "
     "(workers synthesize: newsreader worker) [or set NEWSREADER_REDIS_URL].",
 )
-@click.option(
-    "--storage",
-    default=None,
-    help="Where finished readings and the segment cache live: a folder (shared by every "
-    "node) or s3://BUCKET/PREFIX [default: the --data folder].",
-)
-@click.option(
-    "--s3-endpoint",
-    envvar="AWS_ENDPOINT_URL",
-    default=None,
-    help="The S3 service's address, e.g. http://127.0.0.1:9000 [default: AWS; or set "
-    "AWS_ENDPOINT_URL]. Credentials come from the usual AWS variables.",
-)
+@storage_options
 def serve(
     host: str,
     port: int,
