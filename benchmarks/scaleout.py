@@ -58,6 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # ``tests`` lives in the repository, not in the package
     sys.path.insert(0, str(ROOT))
 
+from tests.filler import filler_article  # noqa: E402
+
 from newsreader.config import Settings  # noqa: E402
 from newsreader.pipeline import make_script  # noqa: E402
 from newsreader.text.extract import extract  # noqa: E402
@@ -66,58 +68,13 @@ if TYPE_CHECKING:
     from tests.cluster import Cluster, Node
     from tests.standin.server import EdgeStandin
 
-_WORDS = [
-    "城市",
-    "社区",
-    "居民",
-    "书房",
-    "图书馆",
-    "阅读",
-    "服务",
-    "志愿者",
-    "活动",
-    "孩子",
-    "老人",
-    "周末",
-    "文化",
-    "公园",
-    "街道",
-    "讲座",
-    "展览",
-    "政府",
-    "部门",
-    "工作",
-    "发展",
-    "建设",
-    "项目",
-    "企业",
-    "群众",
-    "生活",
-    "环境",
-    "交通",
-    "教育",
-    "医疗",
-    "科技",
-    "创新",
-    "合作",
-    "交流",
-    "经验",
-]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def make_article(number: int, paragraphs: int, characters: int) -> str:
     """A headline and ``paragraphs`` paragraphs of filler Chinese, different for every number."""
     rng = random.Random(f"scaleout:{number}")
-    lines = [f"第{number}篇 " + "".join(rng.choice(_WORDS) for _ in range(4))]
-    for _ in range(paragraphs):
-        paragraph = ""
-        while len(paragraph) < characters / paragraphs:
-            clause = "".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 6)))
-            more = "".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 7)))
-            paragraph += f"{clause}，{more}。"
-        lines.append(paragraph)
-    return "\n\n".join(lines)
+    return filler_article(rng, f"第{number}篇 ", paragraphs, characters)
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
