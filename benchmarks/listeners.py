@@ -70,7 +70,7 @@ async def measure(count: int) -> Row:
     from newsreader.scale.live import LivePublisher
     from newsreader.scale.redisurl import connect
     from newsreader.scale.state import RedisState
-    from newsreader.service.jobs import JobRequest
+    from newsreader.service.request import JobRequest
 
     with RedisServer() as server, tempfile.TemporaryDirectory() as folder:
         port = free_port()

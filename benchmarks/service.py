@@ -43,7 +43,7 @@ from tests.filler import filler_article  # noqa: E402
 
 from newsreader.service.app import create_app  # noqa: E402
 from newsreader.service.config import ServiceConfig  # noqa: E402
-from newsreader.service.jobs import FairLimiter  # noqa: E402
+from newsreader.service.fairness import FairLimiter  # noqa: E402
 
 
 def make_article(number: int, paragraphs: int, characters: int) -> str:

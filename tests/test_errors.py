@@ -7,7 +7,7 @@ import pytest
 from newsreader import errors
 from newsreader.errors import NewsreaderError, SynthesisError
 from newsreader.service.inputs import TooLong
-from newsreader.service.jobs import error_code
+from newsreader.service.runner import error_code
 from newsreader.service.security import AddressRefused
 
 

@@ -27,7 +27,7 @@ from newsreader.scale.state import RedisState
 from newsreader.service import cluster
 from newsreader.service.app import create_app
 from newsreader.service.cluster import ClusterBackend
-from newsreader.service.jobs import JobRequest
+from newsreader.service.request import JobRequest
 from tests.service.conftest import make_config
 
 REQUEST = JobRequest(kind="text", content="标题\n\n正文。").to_dict()

@@ -18,7 +18,7 @@ from newsreader.scale import worker as worker_module
 from newsreader.scale.queue import JOB_FUNCTION, enqueue, make_queue
 from newsreader.scale.redisurl import connect
 from newsreader.scale.worker import ReadingWorker
-from newsreader.service.jobs import open_reading_storage
+from newsreader.service.files import open_reading_storage
 from tests.service.conftest import make_config
 
 JOBS = 150

@@ -25,7 +25,7 @@ from newsreader.scale.live import follow
 from newsreader.scale.queue import enqueue, live_workers, make_queue
 from newsreader.scale.redisurl import connect
 from newsreader.scale.state import RedisState
-from newsreader.service.jobs import JobRequest, job_settings, load_article
+from newsreader.service.request import JobRequest, job_settings, load_article
 from newsreader.service.security import AddressPolicy
 from newsreader.service.store import Row
 from tests.audio import ffmpeg_errors

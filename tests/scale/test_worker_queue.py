@@ -14,7 +14,8 @@ from newsreader.scale.queue import HEARTBEAT, RETRIES, enqueue, make_queue, queu
 from newsreader.scale.redisurl import connect
 from newsreader.scale.state import RedisState
 from newsreader.scale.worker import ReadingWorker
-from newsreader.service.jobs import JobRequest, open_reading_storage
+from newsreader.service.files import open_reading_storage
+from newsreader.service.request import JobRequest
 from tests.service.conftest import ARTICLE, make_config
 
 

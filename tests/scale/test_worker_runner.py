@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from newsreader.audio.mp3 import bare_frames
-from newsreader.service.jobs import JobRequest, Readings
+from newsreader.service.readings import Readings
+from newsreader.service.request import JobRequest
 from newsreader.service.security import AddressPolicy
 from newsreader.service.store import JobStore
 from newsreader.storage import open_storage

@@ -17,7 +17,7 @@ from newsreader import pipeline
 from newsreader.audio.mp3 import bare_frames
 from newsreader.scale.live import LiveFailed
 from newsreader.scale.queue import HEARTBEAT
-from newsreader.service.jobs import JobRequest, job_settings, load_article
+from newsreader.service.request import JobRequest, job_settings, load_article
 from newsreader.service.security import AddressPolicy
 from newsreader.storage import open_storage
 from tests.audio import ffmpeg_errors

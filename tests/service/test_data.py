@@ -27,7 +27,7 @@ import pytest
 from newsreader.errors import UsageError
 from newsreader.models import Article
 from newsreader.service.config import ServiceConfig, default_public_url, parse_networks
-from newsreader.service.jobs import JobRequest
+from newsreader.service.request import JobRequest
 from newsreader.service.store import DataDirError, JobStore, id_key
 from newsreader.service.stream import LiveAudio
 from tests.service.conftest import ARTICLE, in_process, make_config, wait_for

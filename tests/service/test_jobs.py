@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from newsreader.cli import main
 from newsreader.errors import UsageError
-from newsreader.service.jobs import CURRENT_JOB, FairLimiter, JobRequest
+from newsreader.service.fairness import CURRENT_JOB, FairLimiter
+from newsreader.service.request import JobRequest
 from newsreader.synth.scheduler import Limiter
 
 KEY = bytes(range(32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from newsreader.service.jobs import FairLimiter
+from newsreader.service.fairness import FairLimiter
 from tests.service.conftest import in_process, make_config, wait_for
 from tests.standin.server import EdgeStandin
 

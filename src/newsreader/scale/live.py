@@ -109,7 +109,7 @@ class LiveSuperseded(LiveError):
 
 @dataclass(frozen=True)
 class LiveProgress:
-    """A reading being made, as any API node sees it (``jobs.LiveReading`` without the audio)."""
+    """A reading being made, as any API node sees it (``LiveReading`` without the audio)."""
 
     status: Status = "queued"
     title: str | None = None

@@ -40,16 +40,13 @@ from newsreader.audio.assemble import RenderedSegment
 from newsreader.audio.intro import load_clips
 from newsreader.errors import SynthesisError
 from newsreader.service.config import ServiceConfig
-from newsreader.service.jobs import (
-    FairLimiter,
-    JobRequest,
-    Progress,
-    ReadingRunner,
-    open_reading_storage,
-    staging_folder,
-)
+from newsreader.service.fairness import FairLimiter
+from newsreader.service.files import open_reading_storage, staging_folder
 from newsreader.service.pools import Pools
+from newsreader.service.request import JobRequest
+from newsreader.service.runner import ReadingRunner
 from newsreader.service.security import AddressPolicy
+from newsreader.service.status import Progress
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

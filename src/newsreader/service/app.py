@@ -53,7 +53,6 @@ from newsreader.service.inputs import (
     check_size,
     check_source_url,
 )
-from newsreader.service.jobs import JobRequest, Readings, job_settings, load_article
 from newsreader.service.payloads import (
     ChapterPayload,
     SentencePayload,
@@ -61,6 +60,8 @@ from newsreader.service.payloads import (
     chapters_of,
     empty_timeline,
 )
+from newsreader.service.readings import Readings
+from newsreader.service.request import JobRequest, job_settings, load_article
 from newsreader.service.security import (
     AddressPolicy,
     AddressRefused,

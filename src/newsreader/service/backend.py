@@ -4,7 +4,7 @@ The routes in ``service.app`` validate requests and shape responses; where a rea
 backend's business:
 
 - ``service.embedded.EmbeddedBackend`` — one process: the SQLite job store, the in-process
-  worker (``service.jobs.Readings``), the live spill file, the files under ``--data``;
+  worker (``service.readings.Readings``), the live spill file, the files under ``--data``;
 - ``service.cluster.ClusterBackend`` — a stateless API node: reading rows, the job queue, live
   audio and the rate limit in Redis; the finished files in Storage; workers elsewhere.
 """
@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsreader.models import Article
-from newsreader.service.jobs import JobRequest
 from newsreader.service.payloads import SentencePayload, TimelinePayload
 from newsreader.service.pools import Pools
+from newsreader.service.request import JobRequest
 from newsreader.service.store import Row, Status
 
 FileKind = Literal["audio", "captions"]
@@ -28,7 +28,7 @@ FileKind = Literal["audio", "captions"]
 
 
 class LiveView(Protocol):
-    """A reading in progress as the status shows it (``jobs.LiveReading`` in one process; the
+    """A reading in progress as the status shows it (``readings.LiveReading`` in one process; the
     progress a worker publishes in Redis in a cluster)."""
 
     @property

@@ -39,9 +39,10 @@ from newsreader.models import Article
 from newsreader.service.backend import ClusterHealthOut, FileKind, Health, LiveView
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError
-from newsreader.service.jobs import JobRequest, open_reading_storage, reading_key
+from newsreader.service.files import open_reading_storage, reading_key
 from newsreader.service.payloads import TimelinePayload, parse_timeline
 from newsreader.service.pools import Pools
+from newsreader.service.request import JobRequest
 from newsreader.service.security import AddressPolicy
 from newsreader.service.store import Row
 from newsreader.service.stream import live_response, storage_response

@@ -1,6 +1,6 @@
 """The embedded backend: one process, no other server (``newsreader serve`` without ``--redis``).
 
-The SQLite job store, the in-process worker (``jobs.Readings``) with its live spill files, the
+The SQLite job store, the in-process worker (``readings.Readings``) with its live spill files, the
 finished files under ``--data/readings`` and an in-memory rate limit per client.
 """
 
@@ -16,8 +16,9 @@ from newsreader.models import Article
 from newsreader.service.backend import FileKind, Health, HealthOut, LiveView
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError
-from newsreader.service.jobs import JobRequest, Readings
 from newsreader.service.payloads import TimelinePayload
+from newsreader.service.readings import Readings
+from newsreader.service.request import JobRequest
 from newsreader.service.security import AddressPolicy, RateLimiter
 from newsreader.service.store import JobStore, Row, prepare_data
 from newsreader.service.stream import file_response, live_response
