@@ -35,15 +35,10 @@ from urllib.parse import urlsplit
 from newsreader import sources
 from newsreader.audio.assemble import Assembler, RenderedSegment, place
 from newsreader.audio.atomic import atomic_write, temporary_name, written_together
-from newsreader.audio.subtitles import write_subtitles
-from newsreader.audio.tags import Tags, write_mp3
-from newsreader.audio.writer import AudioSink, Mp3Writer, PipeWriter
 from newsreader.config import Settings
 from newsreader.errors import OutputError, SegmentsFailed, UsageError
 from newsreader.models import Article, Reading, Script, SegmentAudio, Timeline
-from newsreader.sources.fetch import UrlGuard
 from newsreader.synth import registry
-from newsreader.synth.base import Engine
 from newsreader.synth.cache import SegmentCache
 from newsreader.synth.scheduler import (
     Limiter,
@@ -56,9 +51,16 @@ from newsreader.synth.select import EngineChoice, choose_engine, fallback_entry
 from newsreader.text.extract import extract
 from newsreader.text.segment import build_script
 
-if TYPE_CHECKING:  # the loudness modules bring numpy and LAME: imported when audio is made
+# The loudness modules bring numpy and LAME, the writers and the tags mutagen, the fetching stack
+# is for a URL only: imported where they are used, so that ``read`` sends its first requests
+# without them (``newsreader.warmup``).
+if TYPE_CHECKING:
     from newsreader.audio.intro import Clips
     from newsreader.audio.level import Level, LevelMeter, MeasuredSink
+    from newsreader.audio.tags import Tags
+    from newsreader.audio.writer import AudioSink
+    from newsreader.sources.fetch import UrlGuard
+    from newsreader.synth.base import Engine
 
 
 def load_article(
@@ -369,6 +371,8 @@ async def write_reading(
 
     Missing folders are made (and removed again if the run fails). Raises ``OutputError``.
     """
+    from newsreader.audio.writer import Mp3Writer, PipeWriter
+
     to_stdout = output == STDOUT
     if to_stdout:
         _refuse_restart_on_pipe(settings.fallback)
@@ -394,8 +398,8 @@ async def write_reading(
 
             sink = measured(writer, settings, clips)
             levels = sink.meter.cache
-            # each segment is measured as it arrives, while the other requests are still out
-            ahead = levels.ahead if isinstance(levels, AheadLevels) else None
+            # each segment is measured as its audio streams in, while other requests are still out
+            ahead = levels if isinstance(levels, AheadLevels) else None
             written = await render_to(
                 script, settings, sink, choice=choice, on_ready=on_ready, on_audio=ahead
             )
@@ -413,6 +417,8 @@ async def write_reading(
 
 
 def _write_sidecars(timeline: Timeline, subtitles: Path | None, chapters: Path | None) -> None:
+    from newsreader.audio.subtitles import write_subtitles
+
     if subtitles is not None:
         write_subtitles(subtitles, timeline.cues)
     if chapters is not None:
@@ -441,6 +447,8 @@ def _merged(runs: list[RunStats]) -> RunStats:
 
 
 def tags_for(article: Article, script: Script) -> Tags:
+    from newsreader.audio.tags import Tags
+
     host = urlsplit(article.source).hostname if "://" in article.source else None
     artist = article.site or host or "newsreader"
     return Tags(
@@ -603,6 +611,9 @@ def write_outputs(
     if either cannot be written, neither existing file changes (``written_together``). Missing
     folders are made. Raises ``OutputError``.
     """
+    from newsreader.audio.subtitles import write_subtitles
+    from newsreader.audio.tags import write_mp3
+
     for path in (output, subtitles):
         if path is not None:
             _make_folder(path)

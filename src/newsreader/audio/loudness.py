@@ -15,11 +15,8 @@ at least 192 kHz (BS.1770's 4x at 48 kHz; 8x at 24 kHz) by a polyphase FIR.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import itertools
 import math
-import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,8 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from newsreader.audio.ffmpeg import ffmpeg_exe
-from newsreader.audio.mp3 import silence as silent_mp3
+from newsreader.audio.decode import DECODE_ERROR, FrameDecoder
 from newsreader.errors import SynthesisError
 from newsreader.models import FRAME_BYTES
 
@@ -301,78 +297,137 @@ _SURE = 1 - 1e-12
 """A bound at most this fraction of the peak so far cannot reach it, whatever the rounding."""
 
 
-def true_peak(samples: Samples, rate: int) -> float:
-    """Largest absolute value of ``samples`` oversampled to >= 192 kHz (linear, 1.0 = 0 dBTP).
+_EDGE = HALF_TAPS + 2
+"""Inputs on each side of a block that its oversampled values and their bounds are made from."""
+_scratch = threading.local()
 
-    Exactly the peak of the whole signal oversampled (zeros before and after it), and of the
-    samples themselves, but the oversampled values are worked out only after inputs where a
-    bound (``phase_kernel``) says they could beat the peak found so far: near the peaks of a
-    smooth signal, near the loudest samples of others. The most promising first, so the peak
-    so far soon rules out the rest. Worked out ``BLOCK`` samples at a time, in float64, in
-    buffers made once a call (a fresh array for each step of each block costs more in the
-    kernel's page faults than in the arithmetic, in a worker thread).
+
+def _buffers(size: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Four float64 work buffers of ``size``, made once a thread (a fresh array for each step of
+    each block costs more in the kernel's page faults than in the arithmetic, in a worker)."""
+    held: tuple[FloatArray, ...] | None = getattr(_scratch, "buffers", None)
+    if held is None or len(held[0]) < size:
+        held = tuple(np.empty(max(size, BLOCK + 2 * _EDGE)) for _ in range(4))
+        _scratch.buffers = held
+    x, bound, spare, other = (buffer[:size] for buffer in held)
+    return x, bound, spare, other
+
+
+class TruePeak:
+    """The true peak of samples given a piece at a time (``add``), read at the end (``finish``).
+
+    The same number, bit for bit, however the samples are cut into pieces: the work goes in
+    blocks of ``BLOCK`` samples at fixed places (0, ``BLOCK``, ...), each as soon as the samples
+    after it that its values are made from are here, so between pieces only the samples of the
+    block under way (and a little context) are held. ``true_peak`` is this over one piece.
+
+    The value is exactly the peak of the whole signal oversampled (zeros before and after it),
+    and of the samples themselves, but the oversampled values are worked out only after inputs
+    where a bound (``phase_kernel``) says they could beat the peak found so far (in the blocks
+    before, and the largest sample of this one): near the peaks of a smooth signal, near the
+    loudest samples of others. The most promising first, so the peak so far soon rules out the
+    rest. The bound only prunes: whatever it lets through, the largest value is the same.
     """
-    if not len(samples):
-        return 0.0
+
+    def __init__(self, rate: int) -> None:
+        self.up = oversampling(rate)
+        self.peak = 0.0
+        """The peak of the blocks done so far."""
+        self._held: Samples = np.zeros(_EDGE)
+        """The samples from the next block's start less ``_EDGE`` on (zeros before the first)."""
+
+    def add(self, samples: Samples) -> None:
+        if not len(samples):
+            return
+        held, size = self._held, BLOCK + 2 * _EDGE
+        at, total = 0, len(held) + len(samples)  # ``at``: in ``held`` followed by ``samples``
+        while total - at >= size:
+            x, *spares = _buffers(size)
+            _fill(x, held, samples, at)
+            self.peak = _block_peak(x, BLOCK, self.peak, self.up, *spares)
+            at += BLOCK
+        if at < len(held):
+            self._held = np.concatenate((held[at:], samples))
+        else:
+            self._held = samples[at - len(held) :].copy()
+
+    def finish(self) -> float:
+        """The true peak of all the samples (linear, 1.0 = 0 dBTP); the stream is spent."""
+        held, at = self._held, 0
+        while len(held) - at > _EDGE:
+            count = min(BLOCK, len(held) - at - _EDGE)
+            x, *spares = _buffers(count + 2 * _EDGE)
+            part = held[at : at + count + 2 * _EDGE]
+            x[: len(part)] = part
+            x[len(part) :] = 0  # zeros after the end
+            self.peak = _block_peak(x, count, self.peak, self.up, *spares)
+            at += count
+        self._held = np.zeros(0)
+        return self.peak
+
+
+def true_peak(samples: Samples, rate: int) -> float:
+    """Largest absolute value of ``samples`` oversampled to >= 192 kHz (linear, 1.0 = 0 dBTP)
+    (see ``TruePeak``). Float32 samples are worked out in float64, ``BLOCK`` at a time."""
+    peak = TruePeak(rate)
+    peak.add(samples)
+    return peak.finish()
+
+
+def _fill(out: FloatArray, held: Samples, samples: Samples, at: int) -> None:
+    """``out`` from position ``at`` of ``held`` followed by ``samples`` (as float64)."""
+    stop = at + len(out)
+    first = held[at:stop]
+    out[: len(first)] = first
+    out[len(first) :] = samples[max(0, at - len(held)) : stop - len(held)]
+
+
+def _block_peak(
+    inputs: FloatArray,
+    count: int,
+    peak: float,
+    up: int,
+    bound: FloatArray,
+    spare: FloatArray,
+    other: FloatArray,
+) -> float:
+    """The peak so far after the block of ``count`` inputs in the middle of ``inputs`` (with
+    ``_EDGE`` inputs of context on each side): the largest of ``peak``, the block's samples and
+    the oversampled values after them."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    up = oversampling(rate)
     kernel, gains, slack = phase_kernel(up)
-    peak = 0.0
-    for at in _starts(samples):
-        part = samples[at : at + BLOCK]
-        peak = max(peak, float(part.max()), -float(part.min()))
-    if peak == 0:
-        return 0.0
-    edge = HALF_TAPS + 2  # inputs on each side that a block's values and bounds are made from
-    size = min(len(samples), BLOCK) + 2 * edge
-    x, bound, spare, other = np.empty(size), np.empty(size), np.empty(size), np.empty(size)
-    for at in _starts(samples):
-        count = min(len(samples), at + BLOCK) - at
-        inputs = _window(samples, at - edge, at + count + edge, x)
-        before, here = inputs[edge - 1 : edge - 1 + count], inputs[edge : edge + count]
-        after, limit, work = inputs[edge + 1 : edge + 1 + count], bound[:count], spare[:count]
-        np.multiply(np.abs(here, out=limit), gains[0], out=limit)
-        np.subtract(after, before, out=work)
-        np.abs(work, out=work)
-        work *= gains[1] / 2
-        limit += work
-        np.add(after, before, out=work)
-        work /= 2
-        work -= here
-        np.abs(work, out=work)
-        work *= gains[2]
-        limit += work
-        # The third differences that input t's values depend on start at t - H .. t + H - 3.
-        third = _third_differences(inputs, spare, other)
-        spread = _running_max(third[2:], 2 * HALF_TAPS - 2, other)[:count]
-        spread *= slack
-        limit += spread
-        rows = sliding_window_view(inputs[2:], 2 * HALF_TAPS + 1)  # rows[j]: x[t-H .. t+H]
-        candidates = np.flatnonzero(limit > peak * _SURE)
-        candidates = candidates[np.argsort(limit[candidates])[::-1]]
-        for first in range(0, len(candidates), _BATCH):
-            batch = candidates[first : first + _BATCH]
-            batch = batch[limit[batch] > peak * _SURE]
-            if not len(batch):
-                break
-            values = rows[batch] @ kernel
-            peak = max(peak, float(values.max()), -float(values.min()))
+    edge = _EDGE
+    before, here = inputs[edge - 1 : edge - 1 + count], inputs[edge : edge + count]
+    peak = max(peak, float(here.max()), -float(here.min()))
+    after, limit, work = inputs[edge + 1 : edge + 1 + count], bound[:count], spare[:count]
+    np.multiply(np.abs(here, out=limit), gains[0], out=limit)
+    np.subtract(after, before, out=work)
+    np.abs(work, out=work)
+    work *= gains[1] / 2
+    limit += work
+    np.add(after, before, out=work)
+    work /= 2
+    work -= here
+    np.abs(work, out=work)
+    work *= gains[2]
+    limit += work
+    # The third differences that input t's values depend on start at t - H .. t + H - 3.
+    third = _third_differences(inputs, spare, other)
+    spread = _running_max(third[2:], 2 * HALF_TAPS - 2, other)[:count]
+    spread *= slack
+    limit += spread
+    rows = sliding_window_view(inputs[2:], 2 * HALF_TAPS + 1)  # rows[j]: x[t-H .. t+H]
+    candidates = np.flatnonzero(limit > peak * _SURE)
+    candidates = candidates[np.argsort(limit[candidates])[::-1]]
+    for first in range(0, len(candidates), _BATCH):
+        batch = candidates[first : first + _BATCH]
+        batch = batch[limit[batch] > peak * _SURE]
+        if not len(batch):
+            break
+        values = rows[batch] @ kernel
+        peak = max(peak, float(values.max()), -float(values.min()))
     return peak
-
-
-def _starts(samples: Samples) -> range:
-    return range(0, len(samples), BLOCK)
-
-
-def _window(samples: Samples, start: int, stop: int, out: FloatArray) -> FloatArray:
-    """``samples[start:stop]`` in float64 in ``out``, with zeros where that reaches beyond them."""
-    window = out[: stop - start]
-    lo, hi = max(0, start), min(len(samples), stop)
-    window[: lo - start] = 0
-    window[lo - start : hi - start] = samples[lo:hi]
-    window[hi - start :] = 0
-    return window
 
 
 def _third_differences(values: FloatArray, out: FloatArray, spare: FloatArray) -> FloatArray:
@@ -418,27 +473,68 @@ _FILTER_BLOCK = 8192
 thread reuses, instead of fresh pages (and their page faults) for every block."""
 
 
+class LoudnessStream:
+    """The ``Measurement`` of float samples (full scale 1.0) given a piece at a time (``add``),
+    taken at the end (``finish``): equal, every energy and the true peak bit for bit, to
+    ``measure_samples`` of all of them at once, however they are cut (``measure_samples`` is
+    this over one piece).
+
+    The K-filter runs sample by sample with its state carried from piece to piece; a chunk's
+    energy is taken when the chunk is whole (the K-weighted samples of a partial one wait for the
+    next piece), and the true peak goes block by block (``TruePeak``). So it holds the filter's
+    state, the energies, and a block of samples at most: never the samples of a long piece whole.
+    Float32 samples (as decoded) are measured in float64, as if converted first.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.chunk = _chunk_size(rate)
+        self.samples = 0
+        """Samples added so far."""
+        self._sos = k_weighting(rate)
+        self._state: Any = np.zeros((len(self._sos), 2))
+        self._energy: list[FloatArray] = []
+        self._rest: FloatArray = np.zeros(0)  # the K-weighted samples of a partial chunk
+        self._peak = TruePeak(rate)
+
+    def add(self, samples: Samples) -> None:
+        from scipy.signal import sosfilt
+
+        chunk = self.chunk
+        for _, part in _blocks(samples, max(chunk, _FILTER_BLOCK // chunk * chunk)):
+            weighted, self._state = sosfilt(self._sos, part, zi=self._state)
+            if len(self._rest):
+                weighted = np.concatenate((self._rest, weighted))
+            whole = len(weighted) // chunk * chunk
+            if whole:
+                rows = weighted[:whole].reshape(-1, chunk)
+                self._energy.append(np.einsum("ij,ij->i", rows, rows))
+            self._rest = weighted[whole:].copy()
+        self._peak.add(samples)
+        self.samples += len(samples)
+
+    def finish(self) -> Measurement:
+        """The measurement of every sample added; a partial last chunk counts whole."""
+        if len(self._rest):
+            last = np.concatenate((self._rest, np.zeros(self.chunk - len(self._rest))))
+            rows = last.reshape(1, -1)
+            self._energy.append(np.einsum("ij,ij->i", rows, rows))
+            self._rest = np.zeros(0)
+        energy = np.concatenate(self._energy) if self._energy else np.zeros(0)
+        self._energy = []
+        return Measurement(self.rate, energy, self._peak.finish())
+
+
 def measure_samples(samples: Samples, rate: int) -> Measurement:
     """Measure float samples (full scale 1.0) at ``rate``; a partial last chunk counts whole.
 
-    Float32 samples (as ffmpeg decodes) are measured in float64 as if converted first; the work
-    goes ``_FILTER_BLOCK`` samples at a time (the K-filter's state carried over) and the true
-    peak ``BLOCK`` at a time, so it needs a few blocks of memory besides the samples, however
-    long they are.
+    The work goes ``_FILTER_BLOCK`` samples at a time (the K-filter's state carried over) and
+    the true peak ``BLOCK`` at a time (``LoudnessStream``), so it needs a few blocks of memory
+    besides the samples, however long they are.
     """
-    from scipy.signal import sosfilt
-
-    chunk = _chunk_size(rate)
-    sos = k_weighting(rate)
-    state: Any = np.zeros((len(sos), 2))
-    energy = np.empty(-(-len(samples) // chunk))
-    for at, part in _blocks(samples, max(chunk, _FILTER_BLOCK // chunk * chunk)):
-        weighted, state = sosfilt(sos, part, zi=state)
-        if len(weighted) % chunk:  # the last block: a partial chunk counts whole
-            weighted = np.concatenate((weighted, np.zeros(chunk - len(weighted) % chunk)))
-        rows = weighted.reshape(-1, chunk)
-        energy[at // chunk : at // chunk + len(rows)] = np.einsum("ij,ij->i", rows, rows)
-    return Measurement(rate, energy, true_peak(samples, rate))
+    stream = LoudnessStream(rate)
+    stream.add(samples)
+    return stream.finish()
 
 
 def pcm_samples(pcm: bytes) -> FloatArray:
@@ -455,123 +551,133 @@ def measure_pcm(pcm: bytes, rate: int) -> Measurement:
     return measure_samples(pcm_samples(pcm), rate)
 
 
-def decode_frames(mp3: bytes) -> FloatArray:
-    """Decode bare edge-format frames with ffmpeg: exactly 576 float samples per frame.
+DECODE_BYTES = 1 << 15
+"""Bytes of frames decoded at a time (5.5 s of edge's audio): a long piece is decoded and
+measured a part at a time, its samples never in memory whole."""
 
-    Raises ``SynthesisError`` when ffmpeg reports any decoding error.
-    """
-    if len(mp3) % FRAME_BYTES:
+
+def _check_whole_frames(mp3: bytes) -> int:
+    """The number of frames in ``mp3``; ``ValueError`` unless it is a whole number of them."""
+    frames, extra = divmod(len(mp3), FRAME_BYTES)
+    if extra:
         raise ValueError(f"{len(mp3)} bytes is not a whole number of {FRAME_BYTES}-byte frames")
-    (samples,) = decoded(mp3, [len(mp3) // FRAME_BYTES * FRAME_SAMPLES])
+    return frames
+
+
+def _wrong_count(frames: int, got: int) -> SynthesisError:
+    return SynthesisError(
+        f"{DECODE_ERROR}: {frames} frames gave {got} samples, not {frames * FRAME_SAMPLES} "
+        "(it is not in edge's format)"
+    )
+
+
+class FramesLoudness:
+    """The ``Measurement`` of bare edge-format frames given a piece at a time (``add``), in
+    pieces of any size (a frame may be split between two), taken at the end (``finish``):
+    equal, bit for bit, to ``measure_frames`` of all of them joined. It holds the decoder's
+    state and a ``LoudnessStream``'s, never the samples of the whole.
+    """
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        """Bytes added so far."""
+        self._decoder = FrameDecoder()
+        self._stream = LoudnessStream(FRAME_RATE)
+
+    def add(self, data: bytes) -> None:
+        """Decode and measure ``data`` (``SynthesisError`` if it cannot be decoded)."""
+        self.bytes += len(data)
+        for at in range(0, len(data), DECODE_BYTES):
+            samples = self._decoder.decode(data[at : at + DECODE_BYTES])
+            if len(samples):
+                self._stream.add(samples)
+
+    def finish(self) -> Measurement:
+        """The measurement; ``SynthesisError`` unless the bytes were whole frames that decoded
+        to exactly 576 samples each."""
+        rest = self._decoder.flush()
+        if len(rest):
+            self._stream.add(rest)
+        frames, extra = divmod(self.bytes, FRAME_BYTES)
+        if extra:
+            raise SynthesisError(
+                f"{DECODE_ERROR}: {self.bytes} bytes is not a whole number of "
+                f"{FRAME_BYTES}-byte frames"
+            )
+        if self._decoder.samples != frames * FRAME_SAMPLES:
+            raise _wrong_count(frames, self._decoder.samples)
+        return self._stream.finish()
+
+
+def decode_frames(mp3: bytes) -> FloatArray:
+    """Decode bare edge-format frames: exactly 576 float samples per frame.
+
+    Raises ``SynthesisError`` when the decoder reports any decoding error.
+    """
+    (samples,) = decoded(mp3, [_check_whole_frames(mp3) * FRAME_SAMPLES])
     return samples.astype(np.float64)
 
 
 def decoded(mp3: bytes, counts: Sequence[int]) -> Iterator[npt.NDArray[np.float32]]:
-    """Decode bare edge-format frames with ffmpeg as it goes: ``counts[0]`` float32 samples,
-    then ``counts[1]``, ... (576 a frame; ``counts`` adds up to all of them), each read from
-    ffmpeg only when asked for, so a long run never sits in memory whole.
+    """Decode bare edge-format frames as it goes: ``counts[0]`` float32 samples, then
+    ``counts[1]``, ... (576 a frame; ``counts`` adds up to all of them), each decoded only when
+    asked for, so a long run never sits in memory whole.
 
-    Raises ``SynthesisError`` when ffmpeg reports any decoding error or gives other than 576
-    samples a frame (after the last piece: until then, what came is only as good as the rest).
+    Raises ``SynthesisError`` when the decoder reports a decoding error, or, after the last
+    piece, when the frames gave other than 576 samples each.
     """
-    if len(mp3) % FRAME_BYTES:
-        raise ValueError(f"{len(mp3)} bytes is not a whole number of {FRAME_BYTES}-byte frames")
-    wanted = len(mp3) // FRAME_BYTES * FRAME_SAMPLES
+    frames = _check_whole_frames(mp3)
+    wanted = frames * FRAME_SAMPLES
     if sum(counts) != wanted or min(counts, default=0) < 0:
         raise ValueError(f"pieces of {list(counts)} samples do not make up {wanted}")
-    if not mp3:
-        yield from (np.zeros(0, dtype=np.float32) for _ in counts)
-        return
-    command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-f", "mp3", "-i", "pipe:0"]
-    process = subprocess.Popen(
-        [*command, "-f", "f32le", "-ac", "1", "pipe:1"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    decoder = FrameDecoder()
+    parts = (
+        decoder.decode(mp3[at : at + DECODE_BYTES]) if at < len(mp3) else decoder.flush()
+        for at in range(0, len(mp3) + DECODE_BYTES, DECODE_BYTES)
     )
-    assert process.stdin and process.stdout and process.stderr
-    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
-    errors: list[bytes] = []
-
-    def feed() -> None:
-        with contextlib.suppress(OSError):  # ffmpeg gave up early: its error says why
-            stdin.write(mp3)
-        with contextlib.suppress(OSError):
-            stdin.close()
-
-    helpers = [
-        threading.Thread(target=feed, daemon=True),
-        threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True),
-    ]
-    for helper in helpers:
-        helper.start()
-    try:
-        got = 0
-        for count in counts:
-            data = stdout.read(4 * count)
-            got += len(data) // 4
-            if len(data) < 4 * count:
-                break
-            yield np.frombuffer(data, dtype="<f4")
-            del data  # before the next piece is read: one piece in memory at a time
-        got += len(stdout.read()) // 4
-        process.wait()
-        for helper in helpers:
-            helper.join()
-        message = b"".join(errors).strip()
-        if process.returncode or message:
-            detail = message.decode(errors="replace").splitlines()
-            raise SynthesisError(
-                f"cannot decode the audio to measure its loudness: "
-                f"{detail[0] if detail else f'ffmpeg exit {process.returncode}'}"
-            )
-        if got != wanted:
-            raise SynthesisError(
-                f"decoding {wanted // FRAME_SAMPLES} frames gave {got} samples, "
-                f"not {wanted}: the audio is not in edge's format"
-            )
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for pipe in (stdout, stderr):
-            pipe.close()
+    held: list[npt.NDArray[np.float32]] = [np.zeros(0, np.float32)]
+    have = 0
+    for count in counts:
+        while have < count:
+            part = next(parts, None)
+            if part is None:
+                raise _wrong_count(frames, decoder.samples)
+            held.append(part)
+            have += len(part)
+        joined = np.concatenate(held) if len(held) != 1 else held[0]
+        held, have = [joined[count:]], have - count
+        yield joined[:count]
+        del joined  # before the next piece is decoded: one piece in memory at a time
+    for _ in parts:
+        pass  # the rest: none, if the frames gave 576 samples each
+    if decoder.samples != wanted:
+        raise _wrong_count(frames, decoder.samples)
 
 
 def measure_frames(mp3: bytes) -> Measurement:
-    """Measure bare edge-format frames (decoded for measuring only; the frames are not touched)."""
-    return measure_samples(decode_frames(mp3), FRAME_RATE)
+    """Measure bare edge-format frames (decoded for measuring only; the frames are not touched),
+    a part at a time (``FramesLoudness``). ``SynthesisError`` if they cannot be decoded."""
+    _check_whole_frames(mp3)
+    measuring = FramesLoudness()
+    measuring.add(mp3)
+    return measuring.finish()
 
 
 def measure_pieces(pieces: Sequence[bytes]) -> list[Measurement]:
-    """Measure several pieces of bare frames with one ffmpeg run (one start-up, not one each).
+    """Measure several pieces of bare frames decoded as played one after another.
 
-    The pieces are decoded as played one after another; each gets the samples of its own frames
-    (576 per frame), so a piece's first 24 ms carry the tail of the one before, as when joined.
+    Each gets the samples of its own frames (576 per frame), so a piece's first 24 ms carry the
+    tail of the one before, as when joined.
     """
     counts = [len(piece) // FRAME_BYTES * FRAME_SAMPLES for piece in pieces]
     return _measure_each(decoded(b"".join(pieces), counts))
 
 
-ISOLATION_FRAMES = 2
-"""Silent frames put between pieces decoded in one run: they flush the decoder (overlap-add and
-synthesis filterbank hold under 1,152 samples), so each piece decodes as if alone."""
-
-
 def measure_apart(pieces: Sequence[bytes]) -> list[Measurement]:
-    """Measure pieces of bare frames with one ffmpeg run, each exactly as if decoded alone.
-
-    Unlike ``measure_pieces``, a piece's measurement is a function of its own bytes (it can be
-    cached by their hash): ``ISOLATION_FRAMES`` silent frames separate the pieces in the run.
-    """
-    if not pieces:
-        return []
-    gap = silent_mp3(ISOLATION_FRAMES)
-    counts: list[int] = []
-    for piece in pieces:  # each piece, then the gap after it (not measured)
-        counts += [len(piece) // FRAME_BYTES * FRAME_SAMPLES, ISOLATION_FRAMES * FRAME_SAMPLES]
-    stream = decoded(gap.join(pieces), counts[:-1])
-    return _measure_each(itertools.islice(stream, 0, None, 2))
+    """Measure pieces of bare frames, each exactly as if decoded alone (a fresh decoder each):
+    a piece's measurement is a function of its own bytes (it can be cached by their hash).
+    ``SynthesisError`` if one cannot be decoded."""
+    return [measure_frames(piece) for piece in pieces]
 
 
 def _measure_each(pieces: Iterator[npt.NDArray[np.float32]]) -> list[Measurement]:

@@ -6,7 +6,7 @@ import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from newsreader.config import Settings
 from newsreader.models import Segment, SegmentAudio
@@ -33,8 +33,9 @@ class Engine(Protocol):
     ``Progress`` in ``REQUEST_PROGRESS`` (when the scheduler set one): ``begin()`` as the request
     sets off, ``accept()`` when the service has taken its connection (the websocket handshake
     done: a service that refuses for load, HTTP 429, says so there), ``heard()`` at every message
-    of the answer. The scheduler tells a stalled request from a slow one by that, and knows a
-    connection above the proven level went through at ``accept()`` (see
+    of the answer, and ``audio(chunk)`` with the bytes of every audio message, in order (a level
+    meter measures them as they come). The scheduler tells a stalled request from a slow one by
+    that, and knows a connection above the proven level went through at ``accept()`` (see
     ``newsreader.synth.scheduler``); an engine that reports nothing is never judged stalled, and
     its requests count as taken when they are answered.
     """
@@ -76,6 +77,8 @@ class Progress:
         """The longest silence between two messages of the answer so far."""
         self.on_first = on_first
         """Called once, with the seconds from ``begin()`` to the first message."""
+        self.on_audio: Callable[[bytes], None] | None = None
+        """Called with the bytes of each audio message of the answer, in order."""
 
     def begin(self) -> None:
         self.started = self.last = time.monotonic()
@@ -98,6 +101,34 @@ class Progress:
         elif self.last is not None:
             self.longest_gap = max(self.longest_gap, now - self.last)
         self.last = now
+
+    def audio(self, chunk: bytes) -> None:
+        """The bytes of one audio message of the answer (after its ``heard()``)."""
+        if self.on_audio is not None:
+            self.on_audio(chunk)
+
+
+class AudioStream(Protocol):
+    """One request's audio, told as it arrives: ``feed`` each chunk, then either ``complete``
+    with the segment's audio when the request's answer is the one used, or ``drop`` (hung up,
+    failed, or a copy whose answer was not used)."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def complete(self, mp3: bytes) -> None: ...
+
+    def drop(self) -> None: ...
+
+
+@runtime_checkable
+class AudioListener(Protocol):
+    """Told each segment's audio: a segment that comes whole (from the cache, or from an engine
+    that does not stream) by a call, a request's as it streams in by an ``AudioStream`` from
+    ``stream()`` (one per request)."""
+
+    def __call__(self, mp3: bytes) -> None: ...
+
+    def stream(self) -> AudioStream: ...
 
 
 REQUEST_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar(

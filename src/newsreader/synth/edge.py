@@ -314,6 +314,8 @@ async def _exchange(
             progress.heard()
         if chunk["type"] == "audio":
             audio += chunk["data"]
+            if progress is not None:
+                progress.audio(chunk["data"])
         elif chunk["type"] == "SentenceBoundary":
             start = chunk["offset"] / TICKS_PER_SECOND
             end = start + chunk["duration"] / TICKS_PER_SECOND

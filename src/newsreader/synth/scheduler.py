@@ -77,7 +77,13 @@ from dataclasses import dataclass, field
 from newsreader.config import Settings
 from newsreader.errors import SegmentsFailed, SynthesisError, TransientError, UsageError
 from newsreader.models import Script, Segment, SegmentAudio, SegmentKind
-from newsreader.synth.base import REQUEST_PROGRESS, Engine, Progress
+from newsreader.synth.base import (
+    REQUEST_PROGRESS,
+    AudioListener,
+    AudioStream,
+    Engine,
+    Progress,
+)
 from newsreader.synth.cache import SegmentCache, cache_key
 
 MAX_BACKOFF = 30.0
@@ -236,6 +242,8 @@ class _Copy:
     task: asyncio.Task[SegmentAudio] = field(init=False)
     ticket: Ticket | None = None
     """Set once the limiter let it go."""
+    stream: AudioStream | None = None
+    """Where its audio goes as it arrives (kept if its answer is the one used, else dropped)."""
 
 
 @dataclass(frozen=True)
@@ -538,7 +546,7 @@ class Scheduler:
         rng: random.Random | None = None,
         stalls: StallPolicy | None = None,
         order: WorkOrder | None = None,
-        on_audio: Callable[[bytes], None] | None = None,
+        on_audio: Callable[[bytes], None] | AudioListener | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -549,19 +557,22 @@ class Scheduler:
         self.order = order or WorkOrder()
         self.on_audio = on_audio
         """Told each segment's audio as soon as it is here, in whatever order that is (a level
-        meter measures it then, while other requests are still out)."""
+        meter measures it then, while other requests are still out). An ``AudioListener`` is
+        also told each request's audio as it streams in (``_send``): the stream of the request
+        whose answer is used is completed with the segment, every other one dropped."""
+        self._streams = on_audio.stream if isinstance(on_audio, AudioListener) else None
         self._rng = rng or random.Random()
         self._voice_id = engine.voice_id(settings)
         self._hung_up: set[asyncio.Task[SegmentAudio]] = set()
         """Requests cancelled and still closing their connection (awaited at the end of run)."""
 
-    async def _attempts(self, segment: Segment) -> SegmentAudio:
+    async def _attempts(self, segment: Segment) -> tuple[SegmentAudio, AudioStream | None]:
         settings = self.settings
         limiter = self.limiter
         patience = 1.0
         for attempt in range(settings.retries + 1):
             try:
-                audio = await self._request(segment, patience)
+                answer = await self._request(segment, patience)
             except TransientError as exc:
                 self.stats.failures[exc.kind] += 1
                 from newsreader.service import metrics  # here: prometheus_client is not light
@@ -592,15 +603,18 @@ class Scheduler:
                 self.stats.retries += 1
                 await asyncio.sleep(delay)
             else:
-                return audio
+                return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _request(self, segment: Segment, patience: float) -> SegmentAudio:
+    async def _request(
+        self, segment: Segment, patience: float
+    ) -> tuple[SegmentAudio, AudioStream | None]:
         """One attempt at a segment: a request watched for silence, and perhaps a hedge.
 
-        Returns the first answer that completes; raises the last failure when every copy failed
-        or was hung up on. A copy hung up on closes its connection in the background (holding
-        its place under the connection cap until it has), so the retry is not kept waiting.
+        Returns the first answer that completes (and its audio's stream); raises the last
+        failure when every copy failed or was hung up on. A copy hung up on closes its connection
+        in the background (holding its place under the connection cap until it has), so the
+        retry is not kept waiting.
         """
         copies = [self._send(segment)]
         failure: TransientError | None = None
@@ -618,7 +632,7 @@ class Scheduler:
                     copies.remove(copy)
                     error = copy.task.exception()
                     if error is None:
-                        return copy.task.result()
+                        return copy.task.result(), copy.stream
                     if not isinstance(error, TransientError):
                         raise error
                     failure = error
@@ -628,7 +642,7 @@ class Scheduler:
             raise failure
         finally:
             for copy in copies:
-                self._hang_up(copy.task)
+                self._hang_up(copy)
 
     def _watch(
         self, segment: Segment, copies: list[_Copy], patience: float
@@ -645,14 +659,14 @@ class Scheduler:
                 continue  # waiting for a connection, or an engine that reports nothing
             if answering and progress.first is None:
                 copies.remove(copy)  # another copy is answering: this silent one is not needed
-                self._hang_up(copy.task)
+                self._hang_up(copy)
                 continue
             bound = self.pace.silence_bound(answering=progress.first is not None, patience=patience)
             if now - progress.last >= bound:
                 stalled = _Stalled(now - progress.last)
                 self.stats.stalls += 1
                 copies.remove(copy)
-                self._hang_up(copy.task)
+                self._hang_up(copy)
             else:
                 wake = min(wake, progress.last + bound)
         hedge_after = self.pace.hedge_after()
@@ -667,8 +681,12 @@ class Scheduler:
                     wake = min(wake, due)
         return wake, stalled
 
-    def _hang_up(self, task: asyncio.Task[SegmentAudio]) -> None:
-        """Cancel a request; it closes its connection in the background (awaited by ``run``)."""
+    def _hang_up(self, copy: _Copy) -> None:
+        """Cancel a request; it closes its connection in the background (awaited by ``run``).
+        Its audio, if any came, is not used."""
+        if copy.stream is not None:
+            copy.stream.drop()
+        task = copy.task
         task.cancel()
         self._hung_up.add(task)
         task.add_done_callback(self._closed)
@@ -680,6 +698,9 @@ class Scheduler:
 
     def _send(self, segment: Segment) -> _Copy:
         copy = _Copy(Progress())
+        if self._streams is not None:
+            copy.stream = self._streams()
+            copy.progress.on_audio = copy.stream.feed
         copy.task = asyncio.create_task(self._one_request(segment, copy))
         return copy
 
@@ -700,10 +721,13 @@ class Scheduler:
                 self.stats.requests += 1
                 REQUEST_PROGRESS.set(progress)  # this task's own context: this request only
                 audio = await self.engine.synthesize(segment, self.settings)
-        except TransientError as exc:
-            # At once, within the round trip that brought the news: a 429 or a run of connection
-            # failures lowers the level before any other request sets off.
-            limiter.failed(copy.ticket, exc.kind)
+        except BaseException as exc:
+            if copy.stream is not None:
+                copy.stream.drop()  # failed or hung up: what came of its audio is not used
+            if isinstance(exc, TransientError):
+                # At once, within the round trip that brought the news: a 429 or a run of
+                # connection failures lowers the level before any other request sets off.
+                limiter.failed(copy.ticket, exc.kind)
             raise
         if progress.first is None:
             limiter.answered(ticket)  # an engine that reports no progress: this is its answer
@@ -718,14 +742,21 @@ class Scheduler:
             if self.on_audio is not None:
                 self.on_audio(cached.mp3)
             return cached, True
-        audio = await self._attempts(segment)
-        if len(audio.sentences) != len(segment.sentences):
-            raise SynthesisError(
-                f"engine {self.engine.name} returned {len(audio.sentences)} sentence timings "
-                f"for {len(segment.sentences)} sentences"
-            )
-        await self.cache.aput(key, audio)
-        if self.on_audio is not None:
+        audio, stream = await self._attempts(segment)
+        try:
+            if len(audio.sentences) != len(segment.sentences):
+                raise SynthesisError(
+                    f"engine {self.engine.name} returned {len(audio.sentences)} sentence timings "
+                    f"for {len(segment.sentences)} sentences"
+                )
+            await self.cache.aput(key, audio)
+        except BaseException:
+            if stream is not None:
+                stream.drop()
+            raise
+        if stream is not None:
+            stream.complete(audio.mp3)
+        elif self.on_audio is not None:
             self.on_audio(audio.mp3)
         return audio, False
 
