@@ -48,6 +48,19 @@ def test_a_piece_told_ahead_is_measured_then_and_not_again() -> None:
     assert levels.measured == 4
 
 
+def test_identical_audio_told_three_times_is_measured_once_for_all_three_asks() -> None:
+    # Three segments with the same audio (different texts): the meter asks for each in its own
+    # batch, and each ask gets the one measurement taken ahead.
+    piece = tone_mp3(150)
+    levels = AheadLevels(None)
+    for _ in range(3):
+        levels.ahead(piece)
+    _until(lambda: levels.measured == 1)
+    for _ in range(3):
+        levels.measure([piece])
+    assert levels.measured == 1
+
+
 def test_the_meter_gets_the_same_reading_with_or_without_measuring_ahead() -> None:
     pieces = [tone_mp3(150), silence(30), tone_mp3(90), silence(30), tone_mp3(260)]
     ahead = AheadLevels(None)
