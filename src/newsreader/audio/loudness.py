@@ -7,10 +7,12 @@ pieces joined at frame boundaries, with silent frames between them, give exactly
 of the joined audio: each segment is measured once (cacheable), and an hour of audio is combined
 and gated in milliseconds.
 
-Measuring MP3 frames decodes them with ffmpeg (to 32-bit float, so nothing clips); nothing here
-re-encodes. K-weighting uses the two biquads of BS.1770 derived for the sample rate (at 48 kHz
-they are the standard's coefficients); true peak is the sample peak of the signal oversampled to
-at least 192 kHz (BS.1770's 4x at 48 kHz; 8x at 24 kHz) by a polyphase FIR.
+Measuring MP3 frames decodes them in this process (``audio.decode``: FFmpeg's decoder, to 32-bit
+float, so nothing clips); nothing here re-encodes. K-weighting uses the two biquads of BS.1770
+derived for the sample rate (at 48 kHz they are the standard's coefficients); true peak is the
+sample peak of the signal oversampled to at least 192 kHz (BS.1770's 4x at 48 kHz; 8x at
+24 kHz) by a polyphase FIR. Everything is measured as a stream (``LoudnessStream``,
+``FramesLoudness``): audio given in pieces, as it arrives, measures exactly as the whole.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from newsreader.models import FRAME_BYTES
 
 FloatArray = npt.NDArray[np.float64]
 Samples = npt.NDArray[np.floating[Any]]
-"""Float samples: float64, or float32 as ffmpeg decodes them (measured in float64)."""
+"""Float samples: float64, or float32 as decoded (measured in float64)."""
 
 FRAME_SAMPLES = 576
 """Samples per edge-format frame (24 ms at 24 kHz)."""

@@ -214,8 +214,8 @@ class LevelCache:
             return  # a cache that cannot be written costs speed, not correctness
 
     def measure(self, pieces: Sequence[bytes]) -> list[Measurement]:
-        """Each piece's measurement: stored ones read, the others measured (in one ffmpeg run,
-        each as if alone) and stored. Raises ``SynthesisError`` if ffmpeg cannot decode them."""
+        """Each piece's measurement: stored ones read, the others measured (each as if alone)
+        and stored. Raises ``SynthesisError`` if one cannot be decoded."""
         from newsreader.audio.loudness import measure_apart
 
         digests = [frames_digest(p) for p in pieces]

@@ -306,7 +306,7 @@ async def _exchange(
     communicate: edge_tts.Communicate, progress: Progress | None = None
 ) -> tuple[bytes, list[Boundary]]:
     """Run one request to the end: the audio bytes and the sentence boundaries, as received
-    (each message reported to ``progress``)."""
+    (each message reported to ``progress``, and each audio message's bytes)."""
     audio = bytearray()
     boundaries: list[Boundary] = []
     async for chunk in communicate.stream():
