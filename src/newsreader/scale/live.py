@@ -42,14 +42,13 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 from redis.asyncio import Redis
 
 from newsreader.errors import NewsreaderError
 from newsreader.service.payloads import SentencePayload
-from newsreader.service.store import Status
+from newsreader.service.status import LiveStatus
 
 T = TypeVar("T")
 
@@ -107,22 +106,6 @@ class LiveSuperseded(LiveError):
 # -- progress --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LiveProgress:
-    """A reading being made, as any API node sees it (``LiveReading`` without the audio)."""
-
-    status: Status = "queued"
-    title: str | None = None
-    total: int = 0
-    done: int = 0
-    sentences: list[SentencePayload] = field(default_factory=list)
-    engine: str | None = None
-    audio_seconds: float = 0.0
-    error: tuple[str, str] | None = None
-    warnings: list[str] = field(default_factory=list)
-    takes: int = 1
-
-
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
@@ -143,8 +126,9 @@ async def call(command: Awaitable[T]) -> T:
     return result
 
 
-async def progress(redis: Redis, reading_id: str) -> LiveProgress | None:
-    """The live state of a reading begun by a worker (None before ``begin`` and after expiry)."""
+async def progress(redis: Redis, reading_id: str) -> LiveStatus | None:
+    """The live status of a reading begun by a worker (None before ``begin`` and after expiry),
+    as the embedded service keeps it in memory (``service.status.LiveStatus``)."""
     raw = await call(redis.hgetall(live_keys(reading_id)[1]))
     values = {_text(k): _text(v) for k, v in raw.items()}
     if "status" not in values:
@@ -162,7 +146,7 @@ async def progress(redis: Redis, reading_id: str) -> LiveProgress | None:
                     sentences[first + n]["end"] = end_ms / 1000
     code, message = values.get("error_code"), values.get("error_message")
     status = values["status"]
-    return LiveProgress(
+    return LiveStatus(
         status=status if status in ("running", "done", "failed") else "running",  # type: ignore[arg-type]
         title=json.loads(values.get("title", "null")),
         total=int(values.get("total", 0)),
@@ -587,7 +571,6 @@ __all__ = [
     "LiveError",
     "LiveFailed",
     "LiveNotStarted",
-    "LiveProgress",
     "LivePublisher",
     "LiveStalled",
     "LiveSuperseded",

@@ -41,7 +41,7 @@ from newsreader.models import Article
 from newsreader.pipeline import make_script, slugify
 from newsreader.podcast.chapters import MEDIA_TYPE as CHAPTERS_MEDIA_TYPE
 from newsreader.podcast.chapters import chapters_json
-from newsreader.service.backend import Backend, ClusterHealthOut, HealthOut, LiveView
+from newsreader.service.backend import Backend, ClusterHealthOut, HealthOut
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError, error_body, error_response
 from newsreader.service.feed import Feed
@@ -71,6 +71,7 @@ from newsreader.service.security import (
     SecurityHeaders,
     system_resolver,
 )
+from newsreader.service.status import LiveStatus
 from newsreader.service.store import JobStore, Row
 from newsreader.sources.fetch import check_url
 
@@ -357,7 +358,7 @@ class Service:
         return describe(row, live, timeline)
 
 
-def describe(row: Row, live: LiveView | None, timeline: TimelinePayload | None) -> ReadingOut:
+def describe(row: Row, live: LiveStatus | None, timeline: TimelinePayload | None) -> ReadingOut:
     """A reading as the API shows it: the row, its progress while it is made, its timeline once
     done."""
     sentences: list[SentencePayload] = []

@@ -18,35 +18,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsreader.models import Article
-from newsreader.service.payloads import SentencePayload, TimelinePayload
+from newsreader.service.payloads import TimelinePayload
 from newsreader.service.pools import Pools
 from newsreader.service.request import JobRequest
-from newsreader.service.store import Row, Status
+from newsreader.service.status import LiveStatus
+from newsreader.service.store import Row
 
 FileKind = Literal["audio", "captions"]
 """A finished reading's files served as they are: ``<id>.mp3`` and ``<id>.vtt``."""
-
-
-class LiveView(Protocol):
-    """A reading in progress as the status shows it (``readings.LiveReading`` in one process; the
-    progress a worker publishes in Redis in a cluster)."""
-
-    @property
-    def status(self) -> Status: ...
-    @property
-    def title(self) -> str | None: ...
-    @property
-    def total(self) -> int: ...
-    @property
-    def done(self) -> int: ...
-    @property
-    def sentences(self) -> list[SentencePayload]: ...
-    @property
-    def engine(self) -> str | None: ...
-    @property
-    def audio_seconds(self) -> float: ...
-    @property
-    def warnings(self) -> list[str]: ...
 
 
 class HealthOut(BaseModel):
@@ -107,8 +86,9 @@ class Backend(Protocol):
         """The reading's row (``reading_id`` has the right form already)."""
         ...
 
-    async def live(self, reading_id: str) -> LiveView | None:
-        """The reading's progress while it is made, else None."""
+    async def live(self, reading_id: str) -> LiveStatus | None:
+        """The reading's live status while it is made, else None (in one process its
+        ``readings.LiveReading``; in a cluster what its worker keeps in Redis)."""
         ...
 
     async def timeline(self, reading_id: str) -> TimelinePayload:

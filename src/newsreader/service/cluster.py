@@ -36,7 +36,7 @@ from starlette.responses import Response
 from newsreader._version import __version__
 from newsreader.errors import NewsreaderError, RedisUnavailable, StorageError
 from newsreader.models import Article
-from newsreader.service.backend import ClusterHealthOut, FileKind, Health, LiveView
+from newsreader.service.backend import ClusterHealthOut, FileKind, Health
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError
 from newsreader.service.files import open_reading_storage, reading_key
@@ -44,6 +44,7 @@ from newsreader.service.payloads import TimelinePayload, parse_timeline
 from newsreader.service.pools import Pools
 from newsreader.service.request import JobRequest
 from newsreader.service.security import AddressPolicy
+from newsreader.service.status import LiveStatus
 from newsreader.service.store import Row
 from newsreader.service.stream import live_response, storage_response
 
@@ -295,7 +296,7 @@ class ClusterBackend:
         async with _redis_errors():
             return await self.state.get(reading_id)
 
-    async def live(self, reading_id: str) -> LiveView | None:
+    async def live(self, reading_id: str) -> LiveStatus | None:
         from newsreader.scale.live import progress
 
         async with _redis_errors():

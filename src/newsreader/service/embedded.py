@@ -13,13 +13,14 @@ from starlette.responses import Response
 
 from newsreader._version import __version__
 from newsreader.models import Article
-from newsreader.service.backend import FileKind, Health, HealthOut, LiveView
+from newsreader.service.backend import FileKind, Health, HealthOut
 from newsreader.service.config import ServiceConfig
 from newsreader.service.errors import ApiError
 from newsreader.service.payloads import TimelinePayload
 from newsreader.service.readings import Readings
 from newsreader.service.request import JobRequest
 from newsreader.service.security import AddressPolicy, RateLimiter
+from newsreader.service.status import LiveStatus
 from newsreader.service.store import JobStore, Row, prepare_data
 from newsreader.service.stream import file_response, live_response
 
@@ -48,7 +49,7 @@ class EmbeddedBackend:
     async def get(self, reading_id: str) -> Row | None:
         return self.store.get(reading_id)
 
-    async def live(self, reading_id: str) -> LiveView | None:
+    async def live(self, reading_id: str) -> LiveStatus | None:
         return self.readings.live(reading_id)
 
     async def timeline(self, reading_id: str) -> TimelinePayload:

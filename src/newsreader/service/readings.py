@@ -24,13 +24,13 @@ from newsreader.service.files import (
     reading_key,
     staging_folder,
 )
-from newsreader.service.payloads import SentencePayload, TimelinePayload, read_timeline
+from newsreader.service.payloads import TimelinePayload, read_timeline
 from newsreader.service.pools import PerClient, Pools
 from newsreader.service.request import JobRequest
 from newsreader.service.runner import ReadingRunner
 from newsreader.service.security import AddressPolicy
-from newsreader.service.status import Progress
-from newsreader.service.store import JobStore, Row, Status, id_key
+from newsreader.service.status import LiveStatus, Progress
+from newsreader.service.store import JobStore, Row, id_key
 from newsreader.service.stream import SPILL_SUFFIX, LiveAudio, clear_spills
 from newsreader.storage import Storage
 from newsreader.storage.directory import DirectoryStorage
@@ -39,27 +39,10 @@ log = logging.getLogger("newsreader.service")
 
 
 @dataclass
-class LiveReading:
+class LiveReading(LiveStatus):
     """The embedded service's live status of a reading, and its live audio (a spill file)."""
 
-    audio: LiveAudio
-    status: Status = "queued"
-    title: str | None = None
-    total: int = 0
-    done: int = 0
-    sentences: list[SentencePayload] = field(default_factory=list)
-    engine: str | None = None
-    audio_seconds: float = 0.0
-    error: tuple[str, str] | None = None
-    warnings: list[str] = field(default_factory=list)
-    """What the listener should know, e.g. that the embedded voice read it (``--fallback``)."""
-    takes: int = 1
-    """Live audio streams begun: a second after a ``--fallback`` restart."""
-
-    def show(self, progress: Progress) -> None:
-        self.title, self.total, self.done = progress.title, progress.total, progress.done
-        self.sentences, self.engine = progress.sentences, progress.engine
-        self.audio_seconds, self.warnings = progress.audio_seconds, progress.warnings
+    audio: LiveAudio = field(kw_only=True)
 
 
 class EmbeddedLive:
@@ -91,7 +74,6 @@ class EmbeddedLive:
         """Listeners of the first voice's audio hear it end; the status and a new stream follow
         the new voice from its start."""
         await self.live.audio.close(failed=True)
-        self.live.takes = progress.takes
         spill = self.folder / f"{self.reading_id}.{progress.takes}{SPILL_SUFFIX}"
         self.live.audio = LiveAudio(spill)
         self.live.show(progress)
@@ -261,7 +243,7 @@ class Readings:
         if reading_id in self._tasks:
             return
         spill = self.live_dir / f"{reading_id}{SPILL_SUFFIX}"
-        self._live[reading_id] = LiveReading(LiveAudio(spill))
+        self._live[reading_id] = LiveReading(audio=LiveAudio(spill))
         task = asyncio.create_task(self._job(reading_id), name=f"reading-{reading_id}")
         self._tasks[reading_id] = task
 
