@@ -22,7 +22,7 @@ from newsreader.synth.base import AudioStream, Progress
 from newsreader.synth.cache import LevelCache, SegmentCache
 from newsreader.synth.edge import EdgeEngine
 from newsreader.synth.scheduler import Scheduler, StallPolicy
-from tests.audio import make_script
+from tests.audio import make_script, make_segment
 from tests.standin.server import EdgeStandin, FaultChooser, tone_mp3
 from tests.synth.test_stalls import edge_settings, segments
 
@@ -194,3 +194,21 @@ def test_progress_hands_each_audio_message_on(edge_standin: EdgeStandin) -> None
 
     audio = asyncio.run(go())
     assert len(chunks) > 3 and b"".join(chunks) == audio.mp3
+
+
+def test_a_text_the_script_has_twice_is_measured_once_for_both(edge_standin: EdgeStandin) -> None:
+    edge_standin.configure(first_audio_latency=0.02)
+    first, second = segments(2, words=5)
+    parts = (first, second, make_segment(3, first.sentences))  # the first text again
+    levels = AheadLevels(None, step_frames=20)
+    listener = Recording(levels)
+    scheduler = run(parts, listener, StallPolicy())
+    assert scheduler.stats.duplicates == 1 and scheduler.stats.requests == 2
+    completed = [s.completed for s in listener.streams if s.outcome == "complete"]
+    assert len(completed) == 2  # one stream a request
+    assert len(listener.whole) == 1 and listener.whole[0] in completed  # and the second use
+    repeated = listener.whole[0]
+    # the meter asks for each use of it, in its own batch: both get the measurement taken ahead
+    levels.measure([repeated])
+    levels.measure([repeated])
+    assert levels.measured == levels.streamed == 2

@@ -557,7 +557,8 @@ class Scheduler:
         self.order = order or WorkOrder()
         self.on_audio = on_audio
         """Told each segment's audio as soon as it is here, in whatever order that is (a level
-        meter measures it then, while other requests are still out). An ``AudioListener`` is
+        meter measures it then, while other requests are still out), once for each time the
+        script has it (a text synthesized once for two segments: twice). An ``AudioListener`` is
         also told each request's audio as it streams in (``_send``): the stream of the request
         whose answer is used is completed with the segment, every other one dropped."""
         self._streams = on_audio.stream if isinstance(on_audio, AudioListener) else None
@@ -735,12 +736,15 @@ class Scheduler:
             self.pace.answered(progress.longest_gap)
         return audio
 
-    async def _one(self, segment: Segment, key: str) -> tuple[SegmentAudio, bool]:
+    async def _one(self, segment: Segment, key: str, uses: int = 1) -> tuple[SegmentAudio, bool]:
+        """One distinct segment, which the script has ``uses`` times: ``on_audio`` is told its
+        audio that many times (the meter measures each use)."""
         cached = await self.cache.aget(key, segment)
         if cached is not None:
             self.stats.cache_hits += 1
             if self.on_audio is not None:
-                self.on_audio(cached.mp3)
+                for _ in range(uses):
+                    self.on_audio(cached.mp3)
             return cached, True
         audio, stream = await self._attempts(segment)
         try:
@@ -756,8 +760,10 @@ class Scheduler:
             raise
         if stream is not None:
             stream.complete(audio.mp3)
-        elif self.on_audio is not None:
-            self.on_audio(audio.mp3)
+            uses -= 1  # its stream told the first use
+        if self.on_audio is not None:
+            for _ in range(uses):
+                self.on_audio(audio.mp3)
         return audio, False
 
     async def run(
@@ -770,6 +776,7 @@ class Scheduler:
         for index, key in enumerate(keys):
             first_with.setdefault(key, index)
         distinct = [i for i, key in enumerate(keys) if first_with[key] == i]
+        uses = Counter(keys)
         self.stats.duplicates += len(segments) - len(distinct)
         tasks: dict[str, asyncio.Task[tuple[SegmentAudio, bool]]] = {}
         order = [distinct[p] for p in work_order([segments[i] for i in distinct], self.order)]
@@ -783,7 +790,8 @@ class Scheduler:
             result waiting to be yielded, cost memory in a long article."""
             nonlocal made
             for index in order[made:end]:
-                tasks[keys[index]] = asyncio.create_task(self._one(segments[index], keys[index]))
+                key = keys[index]
+                tasks[key] = asyncio.create_task(self._one(segments[index], key, uses[key]))
             made = max(made, min(end, len(order)))
 
         failed: dict[int, TransientError] = {}
