@@ -648,7 +648,7 @@ def decoded(mp3: bytes, counts: Sequence[int]) -> Iterator[npt.NDArray[np.float3
             held.append(part)
             have += len(part)
         joined = np.concatenate(held) if len(held) != 1 else held[0]
-        held, have = [joined[count:]], have - count
+        held, have = [joined[count:].copy()], have - count  # not a view: joined goes
         yield joined[:count]
         del joined  # before the next piece is decoded: one piece in memory at a time
     for _ in parts:
