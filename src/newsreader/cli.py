@@ -1,43 +1,58 @@
-"""The command line: parses options, calls the library, maps errors to one line and an exit code."""
+"""The command line: parses options, calls the library, maps errors to one line and an exit code.
+
+Start-up is part of every run's time, so this module imports only click and the options: each
+command imports what it needs when it runs, and ``feed``, ``serve`` and ``worker`` are loaded
+from their modules only when named (or for ``--help``). ``read`` sends its first requests before
+anything that is needed only once audio arrives is imported (``newsreader.warmup``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from newsreader import pipeline
 from newsreader.cli_common import (
     OneLineErrors,
     fallback_option,
     make_settings,
     release_large_buffers,
-    stderr,
     user_errors,
     voice_options,
     warn,
 )
-from newsreader.config import DEFAULT_VOICE, Settings
-from newsreader.models import Script
-from newsreader.podcast.command import feed
-from newsreader.scale.command import worker
-from newsreader.service.command import serve
+from newsreader.config import DEFAULT_VOICE
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from newsreader.config import Settings
+    from newsreader.models import Script
+    from newsreader.pipeline import Written
     from newsreader.synth.scheduler import ProgressCallback
     from newsreader.synth.select import EngineChoice
+    from newsreader.warmup import Warmup
+
+LAZY_COMMANDS = {
+    "feed": "newsreader.podcast.command:feed",
+    "serve": "newsreader.service.command:serve",
+    "worker": "newsreader.scale.command:worker",
+}
+"""Commands defined in their own modules, imported when the command line names them."""
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=OneLineErrors,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="newsreader")
 def main() -> None:
     """Read Mandarin news aloud: article in, one MP3 with chapters and subtitles out."""
@@ -95,15 +110,25 @@ def read(
     **voice: Any,
 ) -> None:
     """Read SOURCE (a file, an http(s) URL, or - for stdin) aloud into one MP3."""
-    from newsreader.audio.writer import PipeClosed
+    from dataclasses import replace
+
+    from newsreader import warmup
 
     with user_errors():
+        # The online voice's client (aiohttp, edge_tts: the largest import before the first
+        # request; its certificate stores load without the GIL) is imported in the background
+        # while the settings, the article and the script are made here.
+        client = warmup.warm(warmup.client_modules(voice["engine"]), name="newsreader-client")
         settings = replace(
             make_settings(**voice),
             fallback=fallback,
             retries=retries,
             request_timeout=timeout,
         )
+        import asyncio
+
+        from newsreader import pipeline
+
         # The intro and outro are made (or taken from the cache) before anything else is spent.
         clips = pipeline.load_clips(settings)
         to_stdout = output == pipeline.STDOUT
@@ -118,6 +143,14 @@ def read(
         target = output or pipeline.default_output(script)
         if output is None:
             pipeline.check_output_paths(target, source=source)
+        later = warmup.Warmup(
+            warmup.reading_modules(
+                to_file=not to_stdout,
+                chapters=chapters is not None,
+                summary=not quiet,
+                progress_bar=not quiet and _may_be_terminal(),
+            )
+        )
         try:
             written = asyncio.run(
                 _render_with_progress(
@@ -135,16 +168,24 @@ def read(
                         on_ready=on_ready,
                         clips=clips,
                     ),
+                    later,
                 )
             )
-        except PipeClosed:
-            _listener_gone()
+        except Exception as error:
+            from newsreader.audio.writer import PipeClosed
+
+            if isinstance(error, PipeClosed):
+                _listener_gone()
+            raise
+        finally:
+            client.stop()
+            later.stop()
         for note in written.warnings:
             warn(note)
         if not quiet:
             stats = written.stats
             where = "streamed to standard output" if to_stdout else f"wrote {target}"
-            stderr.print(
+            _stderr().print(
                 f"{where}: {_minutes(written.timeline.duration)}, "
                 f"{len(script.segments)} segments ({stats.cache_hits} from cache, "
                 f"{stats.requests} requests), engine {written.engine}"
@@ -169,41 +210,109 @@ def _listener_gone() -> NoReturn:
     sys.exit(128 + signal.SIGPIPE)
 
 
-Run = Callable[["EngineChoice", "ProgressCallback | None"], Awaitable[pipeline.Written]]
+Run = Callable[["EngineChoice", "ProgressCallback | None"], Awaitable["Written"]]
 
 
 async def _render_with_progress(
-    script: Script, settings: Settings, quiet: bool, run: Run
-) -> pipeline.Written:
+    script: Script, settings: Settings, quiet: bool, run: Run, later: Warmup | None = None
+) -> Written:
+    """Chooses the engine and runs ``run`` with it; once the first requests are out, ``later``
+    (what the reading needs when audio arrives) is imported in the background."""
     from newsreader.synth.select import choose_engine
 
     choice = await choose_engine(settings, script=script)
     try:
         if choice.warning:
             warn(choice.warning)
-        return await _render_choice(script, choice, quiet, run)
+        return await _render_choice(script, choice, quiet, run, later)
     finally:
         await choice.engine.close()  # the engine chosen here is closed here
 
 
 async def _render_choice(
-    script: Script, choice: EngineChoice, quiet: bool, run: Run
-) -> pipeline.Written:
-    if quiet or not stderr.is_terminal:
-        return await run(choice, None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    script: Script, choice: EngineChoice, quiet: bool, run: Run, later: Warmup | None
+) -> Written:
+    import asyncio
 
-    with Progress(
-        TextColumn("[bold]synthesizing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("segments", total=len(script.segments))
+    from newsreader.warmup import once_requests_are_out
+
+    bar = None if quiet else _Bar(len(script.segments))
+
+    def requests_out() -> None:
+        if later is not None:
+            later.start()
+        if bar is not None and _may_be_terminal() and _stderr().is_terminal:
+            bar.start()
+
+    watcher = asyncio.create_task(once_requests_are_out(requests_out))
+    try:
+        return await run(choice, bar.update if bar is not None else None)
+    finally:
+        watcher.cancel()
+        if bar is not None:
+            bar.stop()
+
+
+class _Bar:
+    """The progress bar on a terminal: made once the first requests are out (``rich.progress``
+    is not needed before), showing the segments ready so far."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.completed = 0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def start(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        if self._progress is not None:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]synthesizing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr(),
+            transient=True,
+        )
+        self._task = self._progress.add_task("segments", total=self.total, completed=self.completed)
+        self._progress.start()
+
+    def update(self, index: int, _cached: bool) -> None:
         # Segments come in script order; a --fallback re-render starts the bar again.
-        return await run(choice, lambda index, _cached: progress.update(task, completed=index + 1))
+        self.completed = index + 1
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self.completed)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _stderr() -> Console:
+    from newsreader.cli_common import stderr
+
+    return stderr
+
+
+def _may_be_terminal() -> bool:
+    """False when rich would not take standard error for a terminal either (it is no tty and
+    no variable says otherwise): then rich, and its console, need not be imported to ask."""
+    return _isatty(sys.stderr) or any(v in os.environ for v in ("FORCE_COLOR", "TTY_COMPATIBLE"))
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
 
 
 @main.command()
@@ -214,6 +323,12 @@ async def _render_choice(
 @click.option("--no-title", is_flag=True, help="Leave the headline out of the spoken segments.")
 def extract(source: str, spoken: bool, as_json: bool, voice: str, no_title: bool) -> None:
     """Print exactly what will be read from SOURCE."""
+    import json
+    from dataclasses import asdict
+
+    from newsreader import pipeline
+    from newsreader.config import Settings
+
     with user_errors():
         settings = Settings(voice=voice, read_title=not no_title, engine="espeak")
         article = pipeline.load_article(source, settings)
@@ -260,6 +375,10 @@ def extract(source: str, spoken: bool, as_json: bool, voice: str, no_title: bool
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def voices(locale: str | None, as_json: bool) -> None:
     """List the voices: edge's online voices, else the embedded ones."""
+    import asyncio
+    import json
+    from dataclasses import asdict
+
     from newsreader.synth.voices import list_voices
 
     with user_errors():
@@ -275,13 +394,6 @@ def voices(locale: str | None, as_json: bool) -> None:
         for v in listing.voices:
             click.echo(f"{v.locale:<8} {v.gender:<7} {v.engine:<7} {v.short_name}")
 
-
-# Imported last: the feed command reuses voice_options, make_settings and user_errors above.
-
-
-main.add_command(feed)
-main.add_command(serve)
-main.add_command(worker)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -6,15 +6,16 @@ looks at them, so every command offers every registered engine.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from newsreader.config import (
     DEFAULT_LOUDNESS,
@@ -26,13 +27,30 @@ from newsreader.config import (
 from newsreader.errors import NewsreaderError, UsageError
 from newsreader.synth import registry
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    stderr: Console
+    """The console for messages and the progress bar (made on first use: rich costs start-up)."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "stderr":
+        return _console()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fail(error: NewsreaderError) -> None:
-    stderr.print(f"newsreader: error: {error.message}", markup=False)
+    _console().print(f"newsreader: error: {error.message}", markup=False)
     sys.exit(error.exit_code)
 
 
@@ -44,7 +62,7 @@ def user_errors() -> Iterator[None]:
     except NewsreaderError as error:
         fail(error)
     except KeyboardInterrupt:
-        stderr.print("newsreader: interrupted; nothing was written.")
+        _console().print("newsreader: interrupted; nothing was written.")
         sys.exit(130)
 
 
@@ -53,7 +71,28 @@ class OneLineErrors(click.Group):
 
     Click would print the usage, a hint and the error (four lines); here the error names the
     option and what it accepts, and points at ``--help``.
+
+    ``lazy_commands`` maps a command's name to ``"module:attribute"``: the module is imported
+    only when that command is named (or listed, for ``--help``), so a command's start-up does
+    not pay for the others' imports.
     """
+
+    def __init__(
+        self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        commands = LazyCommands(lazy_commands or {})
+        commands.update(self.commands)
+        self.commands: LazyCommands = commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.commands.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        try:
+            return self.commands[cmd_name]
+        except KeyError:
+            return None
 
     def make_context(
         self,
@@ -73,6 +112,25 @@ class OneLineErrors(click.Group):
             return super().invoke(ctx)
         except click.UsageError as error:
             raise _one_line(error) from None
+
+
+class LazyCommands(dict[str, click.Command]):
+    """A group's commands, those of ``lazy`` (name → ``"module:attribute"``) imported when first
+    looked up by name."""
+
+    def __init__(self, lazy: Mapping[str, str]) -> None:
+        super().__init__()
+        self.lazy = dict(lazy)
+
+    def __missing__(self, name: str) -> click.Command:
+        if name not in self.lazy:
+            raise KeyError(name)
+        module, _, attribute = self.lazy[name].partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy[name]} is not a click command")
+        self[name] = command
+        return command
 
 
 class OneLineUsageError(click.ClickException):
@@ -205,7 +263,7 @@ def release_large_buffers(threshold: int = 128 * 1024) -> bool:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"newsreader: warning: {message}", markup=False)
+    _console().print(f"newsreader: warning: {message}", markup=False)
 
 
 def _loudness(_ctx: click.Context, _param: click.Parameter, value: str) -> float | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from newsreader.sources.document import Document
-from newsreader.sources.fetch import UrlGuard
 from newsreader.sources.files import read_file, read_stdin
-from newsreader.sources.web import read_url
+
+if TYPE_CHECKING:
+    from newsreader.sources.fetch import UrlGuard
 
 __all__ = ["Document", "load"]
 
@@ -26,5 +27,8 @@ def load(
     if source == "-":
         return read_stdin(stdin or sys.stdin.buffer, max_bytes=max_bytes)
     if "://" in source:
+        # The fetching stack (urllib, http.client, email) is imported for a URL only.
+        from newsreader.sources.web import read_url
+
         return read_url(source, timeout=timeout, max_bytes=max_bytes, guard=guard)
     return read_file(Path(source), max_bytes=max_bytes)

@@ -1,0 +1,171 @@
+"""Modules imported ahead of their first use, in a background thread.
+
+``read`` imports only what its first requests need before it sends them; what a reading needs
+later (the voice's client while the article is being prepared; the MP3 writer, the level meter
+with numpy and scipy, the progress bar once the requests are out) is imported meanwhile in one
+background thread, so that no first import blocks the event loop when the audio arrives.
+Imports hold the GIL only in bursts (loading a certificate store, reading files does not), and
+the loop gets it back within the interpreter's switch interval.
+
+A warm-up never gets in the user's way:
+
+- a module that fails to import is passed over: its error is raised where the module is really
+  imported, as it would have been without the warm-up;
+- the thread is a daemon and stops between two modules once ``stop()`` is called or the
+  interpreter exits: it never holds the process up;
+- nothing it does is required: a module it has not reached yet is imported by its user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+from newsreader.errors import UsageError
+
+CLIENTS = {"edge": ("edge_tts",)}
+"""The client library each online engine imports when it makes its first request (its own
+module imports it late, so that a reading from the cache never pays for it)."""
+
+_running: set[Warmup] = set()
+_lock = threading.Lock()
+
+
+class Warmup:
+    """Imports ``modules`` in order in a daemon thread (``start``), each at most once."""
+
+    def __init__(self, modules: Iterable[str], *, name: str = "newsreader-warmup") -> None:
+        self.modules = tuple(dict.fromkeys(modules))
+        self.name = name
+        self.failed: list[str] = []
+        """Modules whose import raised (their users raise the error themselves)."""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Warmup:
+        """Starts the thread (once), unless every module is imported already."""
+        if self._thread is None and any(m not in sys.modules for m in self.modules):
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            with _lock:
+                _running.add(self)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """No module after the one being imported now (never waits for it)."""
+        self._stop.set()
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits for the thread (tests, benchmarks); True when it has finished."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            for name in self.modules:
+                if self._stop.is_set():
+                    return
+                if name in sys.modules:
+                    continue
+                try:
+                    importlib.import_module(name)
+                except BaseException:  # raised again where the module is used
+                    self.failed.append(name)
+        finally:
+            with _lock:
+                _running.discard(self)
+
+
+def warm(modules: Iterable[str], *, name: str = "newsreader-warmup") -> Warmup:
+    """A started ``Warmup`` of ``modules``."""
+    return Warmup(modules, name=name).start()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit a warm-up stops after its current module, so that no import is started while
+    the interpreter shuts down."""
+    with _lock:
+        running = list(_running)
+    for warmup in running:
+        with contextlib.suppress(Exception):
+            warmup.stop()
+
+
+def client_modules(engine: str) -> tuple[str, ...]:
+    """What ``--engine ENGINE`` imports for its first request when it is an online engine (or
+    ``auto``, which tries the online one first): its module and its client library; nothing
+    for an embedded engine or a name the registry does not know."""
+    from newsreader.synth import registry
+
+    try:
+        entry = registry.first("online") if engine == registry.AUTO else registry.entry(engine)
+    except UsageError:
+        return ()
+    if entry.kind != "online":
+        return ()
+    return (entry.module, *CLIENTS.get(entry.name, ()))
+
+
+def reading_modules(
+    *,
+    to_file: bool,
+    chapters: bool = False,
+    summary: bool = True,
+    progress_bar: bool = False,
+) -> tuple[str, ...]:
+    """What ``read`` imports once audio arrives: the console first (the progress bar is made as
+    soon as the requests are out), then what places and writes each segment, then, for a file,
+    the level meter (numpy) and what measures in its worker threads (PyAV, scipy)."""
+    modules: list[str] = []
+    if summary or progress_bar:
+        modules.append("rich.console")
+    if progress_bar:
+        modules.append("rich.progress")
+    modules += [
+        "newsreader.audio.assemble",
+        "newsreader.audio.writer",
+        "newsreader.audio.subtitles",
+    ]
+    if chapters:
+        modules.append("newsreader.podcast.chapters")
+    if to_file:
+        modules += [
+            "numpy",
+            "newsreader.audio.level",
+            "newsreader.audio.loudness",
+            "av",  # decodes each segment's frames for the measuring
+            "scipy.signal",  # the oversampling filter of the true peak
+        ]
+    return tuple(modules)
+
+
+async def once_requests_are_out(
+    then: Callable[[], None], *, idle: float = 0.002, patience: float = 1.0
+) -> None:
+    """Calls ``then`` once the event loop has sent the requests it was given.
+
+    That is the first time the loop has had nothing to do for ``idle`` seconds (a timer of
+    ``idle`` fires on time: every task is waiting on the network), or after ``patience``
+    seconds at the latest (a reading from the cache, which never waits).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(idle)
+        woke = loop.time()
+        if woke - asked < 2 * idle or woke >= deadline:
+            break
+    then()
