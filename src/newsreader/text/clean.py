@@ -691,11 +691,18 @@ def repair_mojibake(text: str) -> tuple[str, list[str]]:
 # ── 3. line classifiers ───────────────────────────────────────────────────────────────────────
 
 
+_FULL_WIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+"""Full-width ``！``…``～`` to their ASCII forms."""
+
+
+@functools.lru_cache(maxsize=256)
 def _fold(line: str) -> str:
-    """Simplified, whitespace collapsed, full-width ASCII folded: what keyword rules look at."""
+    """Simplified, whitespace collapsed, full-width ASCII folded: what keyword rules look at.
+
+    Every classifier folds the line it looks at, so a line is folded once (cached), not once a
+    classifier."""
     line = re.sub(r"\s+", " ", line.replace("\u3000", " ")).strip()
-    line = "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else c for c in line)
-    return to_simplified(line)
+    return to_simplified(line.translate(_FULL_WIDTH_ASCII))
 
 
 _SPAM_WORDS = _words(
