@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -29,7 +30,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from newsreader import sources
@@ -55,12 +56,16 @@ from newsreader.text.segment import build_script
 # is for a URL only: imported where they are used, so that ``read`` sends its first requests
 # without them (``newsreader.warmup``).
 if TYPE_CHECKING:
+    from newsreader.audio.ahead import AheadLevels
     from newsreader.audio.intro import Clips
     from newsreader.audio.level import Level, LevelMeter, MeasuredSink
     from newsreader.audio.tags import Tags
-    from newsreader.audio.writer import AudioSink
+    from newsreader.audio.writer import AudioSink, PipeWriter
     from newsreader.sources.fetch import UrlGuard
     from newsreader.synth.base import Engine
+
+
+SinkT = TypeVar("SinkT", bound="AudioSink")
 
 
 def load_article(
@@ -314,19 +319,56 @@ def load_clips(settings: Settings) -> Clips:
     return load(settings.intro, settings.outro, settings.loudness, root)
 
 
-def level_meter(settings: Settings) -> LevelMeter:
-    """A meter for one reading, with the measurements cached beside the segment cache."""
+def ahead_levels(settings: Settings) -> AheadLevels:
+    """The measurements of one reading, cached beside the segment cache."""
     from newsreader.audio.ahead import AheadLevels
+
+    return AheadLevels(settings.cache_dir if settings.use_cache else None)
+
+
+def level_meter(settings: Settings, levels: AheadLevels | None = None) -> LevelMeter:
+    """A meter for one reading, on ``levels`` (else new ones, ``ahead_levels``)."""
     from newsreader.audio.level import LevelMeter
 
-    return LevelMeter(AheadLevels(settings.cache_dir if settings.use_cache else None))
+    return LevelMeter(levels if levels is not None else ahead_levels(settings))
 
 
-def measured(writer: AudioSink, settings: Settings, clips: Clips) -> MeasuredSink:
+def measured(
+    writer: AudioSink, settings: Settings, clips: Clips, levels: AheadLevels | None = None
+) -> MeasuredSink:
     """``writer`` with a level meter on the way in and the intro in front of the reading."""
     from newsreader.audio.level import MeasuredSink
 
-    return MeasuredSink(writer, level_meter(settings), intro=clips.intro_mp3)
+    return MeasuredSink(writer, level_meter(settings, levels), intro=clips.intro_mp3)
+
+
+class MadeOnFirstUse(Generic[SinkT]):
+    """A sink made when something is first written to it (or ``sink`` is asked for).
+
+    ``read`` sends its first requests before the level meter (numpy) and the tags (mutagen) are
+    imported: the sink is made when the first audio is written, by which time the imports have
+    been made in the background (``newsreader.warmup``). What the sink writes first (a title
+    tag, the intro) still goes first.
+    """
+
+    def __init__(self, make: Callable[[], SinkT]) -> None:
+        self._make = make
+        self._sink: SinkT | None = None
+
+    @property
+    def sink(self) -> SinkT:
+        if self._sink is None:
+            self._sink = self._make()
+        return self._sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.write(data)
+
+    async def drain(self) -> None:
+        await self.sink.drain()
+
+    def restart(self) -> None:
+        self.sink.restart()
 
 
 async def close_reading(sink: MeasuredSink, timeline: Timeline, clips: Clips) -> Timeline:
@@ -371,8 +413,6 @@ async def write_reading(
 
     Missing folders are made (and removed again if the run fails). Raises ``OutputError``.
     """
-    from newsreader.audio.writer import Mp3Writer, PipeWriter
-
     to_stdout = output == STDOUT
     if to_stdout:
         _refuse_restart_on_pipe(settings.fallback)
@@ -384,25 +424,28 @@ async def write_reading(
             if path is not None:
                 made += _make_folder(path)
         if to_stdout:
-            pipe = PipeWriter(stdout or sys.stdout.buffer, script.title)
-            pipe.write(clips.intro_mp3)
-            written = await render_to(script, settings, pipe, choice=choice, on_ready=on_ready)
+            later_pipe = MadeOnFirstUse(functools.partial(_open_pipe, stdout, script, clips))
+            written = await render_to(
+                script, settings, later_pipe, choice=choice, on_ready=on_ready
+            )
+            pipe = later_pipe.sink
             pipe.write(clips.outro_mp3)
             await pipe.drain()
             timeline = written.timeline.shifted(clips.intro_frames, clips.outro_frames)
             with written_together():
                 _write_sidecars(timeline, subtitles, chapters)
             return dataclasses.replace(written, timeline=timeline)
-        with Mp3Writer(output) as writer:
-            from newsreader.audio.ahead import AheadLevels
+        from newsreader.audio.writer import Mp3Writer
 
-            sink = measured(writer, settings, clips)
-            levels = sink.meter.cache
+        with Mp3Writer(output) as writer:
             # each segment is measured as its audio streams in, while other requests are still out
-            ahead = levels if isinstance(levels, AheadLevels) else None
+            levels = ahead_levels(settings)
+            # the meter is made when the first audio is written (after the first requests)
+            later = MadeOnFirstUse(lambda: measured(writer, settings, clips, levels))
             written = await render_to(
-                script, settings, sink, choice=choice, on_ready=on_ready, on_audio=ahead
+                script, settings, later, choice=choice, on_ready=on_ready, on_audio=levels
             )
+            sink = later.sink
             timeline = await close_reading(sink, written.timeline, clips)
             finisher = sink.meter.finisher(settings.loudness)
             with written_together():
@@ -414,6 +457,15 @@ async def write_reading(
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+def _open_pipe(stdout: BinaryIO | None, script: Script, clips: Clips) -> PipeWriter:
+    """Standard output (``stdout``, else the process's) with the title tag and the intro."""
+    from newsreader.audio.writer import PipeWriter
+
+    pipe = PipeWriter(stdout or sys.stdout.buffer, script.title)
+    pipe.write(clips.intro_mp3)
+    return pipe
 
 
 def _write_sidecars(timeline: Timeline, subtitles: Path | None, chapters: Path | None) -> None:
