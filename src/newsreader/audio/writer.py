@@ -26,13 +26,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from newsreader.audio.atomic import atomic_write, output_error, temporary_name
 from newsreader.audio.mp3 import info_frame
-from newsreader.audio.tags import Tags, chapter_tag, title_tag
 from newsreader.errors import OutputError
 from newsreader.models import FRAME_BYTES, Chapter
+
+if TYPE_CHECKING:  # the tags (mutagen) are made at the end: read starts without them
+    from newsreader.audio.tags import Tags
 
 COPY_CHUNK = 1 << 20
 """Bytes of the body read at a time when the final file is written behind the tag."""
@@ -59,7 +61,7 @@ class Body:
     frames: int
 
 
-Finisher = Callable[[Body, Tags], Tags]
+Finisher = Callable[[Body, "Tags"], "Tags"]
 """The finishing step: runs on the complete body before the tag goes in front of it.
 
 It may rewrite frames in place (the same number of bytes: e.g. each frame's ``global_gain`` for
@@ -136,6 +138,8 @@ class Mp3Writer:
                     raise ValueError(
                         f"the finishing step changed the audio's size ({self._written} → {size})"
                     )
+            from newsreader.audio.tags import chapter_tag
+
             head = chapter_tag(chapters, tags) + (info_frame(frames) if frames else b"")
             atomic_write(self.path, self._chunks(head))
             return len(head) + self._written
@@ -183,6 +187,8 @@ class PipeWriter:
     """
 
     def __init__(self, stream: BinaryIO, title: str | None = None) -> None:
+        from newsreader.audio.tags import title_tag
+
         self.stream = stream
         self._pending = bytearray(title_tag(title) if title else b"")
         self._written = 0
