@@ -134,8 +134,8 @@ def reading_modules(
     if progress_bar:
         modules.append("rich.progress")
     modules += [
-        "newsreader.audio.assemble",
         "newsreader.audio.writer",
+        "newsreader.audio.tags",  # mutagen: the title tag of -o -, the file's tag at the end
         "newsreader.audio.subtitles",
     ]
     if chapters:
@@ -152,20 +152,31 @@ def reading_modules(
 
 
 async def once_requests_are_out(
-    then: Callable[[], None], *, idle: float = 0.002, patience: float = 1.0
+    then: Callable[[], None],
+    *,
+    quiet: float = 0.003,
+    step: float = 0.0002,
+    patience: float = 0.25,
 ) -> None:
     """Calls ``then`` once the event loop has sent the requests it was given.
 
-    That is the first time the loop has had nothing to do for ``idle`` seconds (a timer of
-    ``idle`` fires on time: every task is waiting on the network), or after ``patience``
-    seconds at the latest (a reading from the cache, which never waits).
+    That is once the loop has had nothing else to do for ``quiet`` seconds: this task yields at
+    every turn of the loop, and a turn that took more than ``step`` ran something else (a request
+    being made, a connection being set up). Every task is then waiting on the network. After
+    ``patience`` seconds ``then`` is called anyway (a loop that stays busy, such as a reading
+    from the cache). The turns are watched for at most that long, and only then.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience
+    started = before = loop.time()
+    quiet_since: float | None = None
     while True:
-        asked = loop.time()
-        await asyncio.sleep(idle)
-        woke = loop.time()
-        if woke - asked < 2 * idle or woke >= deadline:
+        await asyncio.sleep(0)
+        now = loop.time()
+        if now - before > step:
+            quiet_since = None  # this turn ran something else
+        elif quiet_since is None:
+            quiet_since = before
+        if (quiet_since is not None and now - quiet_since >= quiet) or now - started >= patience:
             break
+        before = now
     then()
