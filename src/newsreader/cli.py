@@ -8,17 +8,25 @@ anything that is needed only once audio arrives is imported (``newsreader.warmup
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+from newsreader import warmup
 
-from newsreader.cli_common import (
+# The online voice's client is the largest import before read's first request (aiohttp and
+# edge_tts; their certificate stores load without the GIL): it starts in the background before
+# anything else, while click and the options load here and the article is prepared.
+warmup.warm(warmup.client_for_command_line(sys.argv), name="newsreader-client")
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any, NoReturn  # noqa: E402
+
+import click  # noqa: E402
+
+from newsreader.cli_common import (  # noqa: E402
     OneLineErrors,
     fallback_option,
     make_settings,
@@ -27,7 +35,7 @@ from newsreader.cli_common import (
     voice_options,
     warn,
 )
-from newsreader.config import DEFAULT_VOICE
+from newsreader.config import DEFAULT_VOICE  # noqa: E402
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -111,8 +119,6 @@ def read(
 ) -> None:
     """Read SOURCE (a file, an http(s) URL, or - for stdin) aloud into one MP3."""
     from dataclasses import replace
-
-    from newsreader import warmup
 
     with user_errors():
         # The online voice's client (aiohttp, edge_tts: the largest import before the first

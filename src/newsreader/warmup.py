@@ -18,13 +18,12 @@ A warm-up never gets in the user's way:
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import importlib
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from newsreader.errors import UsageError
 
@@ -118,6 +117,22 @@ def client_modules(engine: str) -> tuple[str, ...]:
     return (entry.module, *CLIENTS.get(entry.name, ()))
 
 
+def client_for_command_line(argv: Sequence[str]) -> tuple[str, ...]:
+    """``client_modules`` for ``newsreader read …`` as typed, before click has parsed it, so
+    that the client's import starts before the command line's own (``()`` for any other
+    command, or for help). Only a head start: ``read`` asks again with its parsed options."""
+    args = list(argv[1:])
+    if not args or args[0] != "read" or "-h" in args or "--help" in args:
+        return ()
+    engine = "auto"
+    for i, arg in enumerate(args):
+        if arg == "--engine" and i + 1 < len(args):
+            engine = args[i + 1]
+        elif arg.startswith("--engine="):
+            engine = arg.partition("=")[2]
+    return client_modules(engine)
+
+
 def reading_modules(
     *,
     to_file: bool,
@@ -166,6 +181,8 @@ async def once_requests_are_out(
     ``patience`` seconds ``then`` is called anyway (a loop that stays busy, such as a reading
     from the cache). The turns are watched for at most that long, and only then.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     started = before = loop.time()
     quiet_since: float | None = None
