@@ -101,7 +101,9 @@ def standin() -> Any:
         yield server
 
 
-def _read(standin: EdgeStandin, tmp_path: Path, output: str) -> tuple[dict[str, Any], bytes]:
+def _read(
+    standin: EdgeStandin, tmp_path: Path, output: str, *cache: str
+) -> tuple[dict[str, Any], bytes]:
     standin.reset()
     article = tmp_path / "article.txt"
     article.write_text(ARTICLE, encoding="utf-8")
@@ -109,7 +111,7 @@ def _read(standin: EdgeStandin, tmp_path: Path, output: str) -> tuple[dict[str, 
     done = subprocess.run(
         [
             sys.executable, "-c", PROBE, f"127.0.0.1:{standin.port}", str(record),
-            "read", str(article), "--engine", "edge", "--no-cache", "-o", output,
+            "read", str(article), "--engine", "edge", *(cache or ["--no-cache"]), "-o", output,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -147,6 +149,19 @@ def test_the_first_request_goes_out_before_the_audio_stack_is_imported(
     if to == "file":
         assert _loaded(warmed, ("numpy",))
         assert _loaded(warmed, ("av",))
+
+
+def test_a_reading_from_the_cache_imports_nothing_in_the_background(
+    standin: EdgeStandin, tmp_path: Path
+) -> None:
+    cache = ("--cache-dir", str(tmp_path / "cache"))
+    _read(standin, tmp_path, str(tmp_path / "first.mp3"), *cache)
+    record, _ = _read(standin, tmp_path, str(tmp_path / "again.mp3"), *cache)
+    assert record["first_request"] is None  # every segment came from the cache
+    # No request waits on the network, so nothing is imported beside the reading's own work:
+    # what it needs, the event loop imports itself (and scipy, for measuring, not at all).
+    assert [name for name, thread, _ in record["imports"] if thread == "newsreader-warmup"] == []
+    assert _loaded([name for name, _, _ in record["imports"]], ("scipy",)) == []
 
 
 def _modules_after(*args: str) -> set[str]:

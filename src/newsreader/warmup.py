@@ -171,15 +171,16 @@ async def once_requests_are_out(
     *,
     quiet: float = 0.003,
     step: float = 0.0002,
-    patience: float = 0.25,
-) -> None:
-    """Calls ``then`` once the event loop has sent the requests it was given.
+    patience: float = 0.15,
+) -> bool:
+    """Calls ``then`` once the event loop has sent the requests it was given; True if it did.
 
     That is once the loop has had nothing else to do for ``quiet`` seconds: this task yields at
     every turn of the loop, and a turn that took more than ``step`` ran something else (a request
-    being made, a connection being set up). Every task is then waiting on the network. After
-    ``patience`` seconds ``then`` is called anyway (a loop that stays busy, such as a reading
-    from the cache). The turns are watched for at most that long, and only then.
+    being made, a connection being set up). Every task is then waiting on the network. A loop
+    that stays busy for ``patience`` seconds (a reading from the cache makes no requests) is
+    left alone: ``then`` is not called, since nothing would be waiting for the network while
+    it ran. The turns are watched for at most that long.
     """
     import asyncio
 
@@ -193,7 +194,9 @@ async def once_requests_are_out(
             quiet_since = None  # this turn ran something else
         elif quiet_since is None:
             quiet_since = before
-        if (quiet_since is not None and now - quiet_since >= quiet) or now - started >= patience:
-            break
+        if quiet_since is not None and now - quiet_since >= quiet:
+            then()
+            return True
+        if now - started >= patience:
+            return False
         before = now
-    then()
