@@ -9,6 +9,7 @@ of ``sys.modules`` when the edge client connects for its first synthesis request
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -102,7 +103,12 @@ def standin() -> Any:
 
 
 def _read(
-    standin: EdgeStandin, tmp_path: Path, output: str, *cache: str
+    standin: EdgeStandin,
+    tmp_path: Path,
+    output: str,
+    *cache: str,
+    env: dict[str, str] | None = None,
+    stderr: list[str] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     standin.reset()
     article = tmp_path / "article.txt"
@@ -116,8 +122,11 @@ def _read(
         cwd=ROOT,
         capture_output=True,
         timeout=120,
+        env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
+    if stderr is not None:
+        stderr.append(done.stderr.decode())
     return json.loads(record.read_text(encoding="utf-8")), done.stdout
 
 
@@ -149,6 +158,18 @@ def test_the_first_request_goes_out_before_the_audio_stack_is_imported(
     if to == "file":
         assert _loaded(warmed, ("numpy",))
         assert _loaded(warmed, ("av",))
+
+
+def test_the_progress_bar_is_made_once_the_requests_are_out(
+    standin: EdgeStandin, tmp_path: Path
+) -> None:
+    # rich takes standard error for a terminal when FORCE_COLOR is set
+    stderr: list[str] = []
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    record, _ = _read(standin, tmp_path, str(tmp_path / "out.mp3"), env=env, stderr=stderr)
+    assert "synthesizing" in stderr[0] and "4/4" in stderr[0]
+    assert "wrote " in stderr[0]
+    assert _loaded(record["first_request"]["modules"], ("rich",)) == []
 
 
 def test_a_reading_from_the_cache_imports_nothing_in_the_background(
