@@ -23,6 +23,8 @@ import contextlib
 import importlib
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from newsreader.errors import UsageError
@@ -170,33 +172,33 @@ async def once_requests_are_out(
     then: Callable[[], None],
     *,
     quiet: float = 0.003,
-    step: float = 0.0002,
+    busy: float = 0.3,
+    tick: float = 0.0005,
     patience: float = 0.15,
 ) -> bool:
-    """Calls ``then`` once the event loop has sent the requests it was given; True if it did.
+    """Calls ``then`` once the requests the event loop was given are out; True if it did.
 
-    That is once the loop has had nothing else to do for ``quiet`` seconds: this task yields at
-    every turn of the loop, and a turn that took more than ``step`` ran something else (a request
-    being made, a connection being set up). Every task is then waiting on the network. A loop
-    that stays busy for ``patience`` seconds (a reading from the cache makes no requests) is
-    left alone: ``then`` is not called, since nothing would be waiting for the network while
-    it ran. The turns are watched for at most that long.
+    That is once the whole process has been idle for ``quiet`` seconds, using less than
+    ``busy`` of a core (``time.process_time``, all threads): the loop has made its requests and
+    every task waits on the network. While requests are being made the loop is busy, and while
+    it waits for a worker thread (a reading from the cache, measuring, writing) that thread is.
+    A process that is not idle within ``patience`` seconds is left alone (``then`` is not
+    called): nothing would be waiting for the network while the imports ran.
     """
     import asyncio
 
     loop = asyncio.get_running_loop()
-    started = before = loop.time()
-    quiet_since: float | None = None
+    started = loop.time()
+    marks: deque[tuple[float, float]] = deque([(started, time.process_time())])
     while True:
-        await asyncio.sleep(0)
-        now = loop.time()
-        if now - before > step:
-            quiet_since = None  # this turn ran something else
-        elif quiet_since is None:
-            quiet_since = before
-        if quiet_since is not None and now - quiet_since >= quiet:
+        await asyncio.sleep(tick)
+        now, cpu = loop.time(), time.process_time()
+        marks.append((now, cpu))
+        while len(marks) > 2 and now - marks[1][0] >= quiet:
+            marks.popleft()  # the oldest mark kept is the last one at least ``quiet`` ago
+        since, cpu_since = marks[0]
+        if now - since >= quiet and cpu - cpu_since <= busy * (now - since):
             then()
             return True
         if now - started >= patience:
             return False
-        before = now
