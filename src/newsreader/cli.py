@@ -17,6 +17,16 @@ from newsreader import warmup
 # anything else, while click and the options load here and the article is prepared.
 warmup.warm(warmup.client_for_command_line(sys.argv), name="newsreader-client")
 
+import atexit  # noqa: E402
+import gc  # noqa: E402
+
+# At exit the interpreter tears its modules down with several full garbage collections over every
+# object numpy, scipy and PyAV made: 0.25 to 0.35 s after a reading's file was already complete.
+# Freezing the objects first skips those passes (nothing is in a cycle that needs collecting: all
+# output is written, flushed and renamed before the command returns). Registered here, at import,
+# it runs after the exit handlers registered later.
+atexit.register(gc.freeze)
+
 import contextlib  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
