@@ -35,6 +35,7 @@ from newsreader.service.store import JobStore
 from newsreader.service.stream import LiveAudio
 from newsreader.text.extract import extract
 from newsreader.text.segment import build_script
+from tests.scale.test_live import sentences as two_sentences
 from tests.service.conftest import ARTICLE, make_config
 from tests.standin.server import EdgeStandin
 
@@ -202,18 +203,7 @@ def test_a_failed_reading_reads_the_same_from_redis(
 def test_the_redis_encoding_of_a_status_is_the_one_every_node_reads(redis_url: str) -> None:
     """The hash a worker writes, as bytes, and the status an API node reads from such a hash.
     A change here breaks nodes of different versions reading each other's readings."""
-    sentences: list[SentencePayload] = [
-        {
-            "index": n,
-            "text": f"第{n}句。",
-            "kind": "body",
-            "block": n,
-            "segment": n,
-            "start": None,
-            "end": None,
-        }
-        for n in range(2)
-    ]
+    sentences = two_sentences(2)
 
     async def scenario() -> tuple[dict[bytes, bytes], LiveStatus | None, LiveStatus | None]:
         redis = Redis.from_url(redis_url)
