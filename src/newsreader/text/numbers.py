@@ -49,23 +49,57 @@ def fraction_digits(run: str) -> str:
     return "".join(_FRACTION_DIGITS[int(d)] for d in run)
 
 
+_QUANTITY_DIGITS = "零一二三四五六七八九"
+_PLACES = ("", "十", "百", "千")
+_SECTIONS = ("", "万", "亿", "万")
+"""The units of the four-digit sections, lowest first: 1,0000,0000,0000 is 一万亿."""
+
+
 @functools.lru_cache(maxsize=4096)
 def integer(run: str) -> str:
     """An integer as a quantity: 1234 → 一千二百三十四, 200 → 两百, 2000 → 两千.
 
-    Cached: cn2an takes tens of microseconds a call, and news repeats its numbers."""
+    Spelled as cn2an's ``an2cn`` spells it (tests/text/test_numbers.py compares the two); our
+    own code because importing cn2an cost a fully cached ``read`` 0.15-0.25 s of its start-up."""
     if len(run) > 1 and run[0] == "0":
         return digits(run)  # 007, 0931: a code, not a quantity
     if len(run) > 16:
         return digits(run)  # beyond 万亿亿: nobody says it as a number (cn2an stops at 16)
-    # Imported here: cn2an costs 0.25 s at start-up, and only text with numbers needs it.
-    import cn2an
+    value = int(run)
+    if value == 0:
+        return "零"
+    words: list[str] = []
+    for index in range(3, -1, -1):
+        section = value // 10 ** (4 * index) % 10000
+        if section:
+            if words and section < 1000:
+                words.append("零")  # 1,0001 → 一万零一; 1,0000,1000 → 一亿一千
+            words.append(_section(section) + _SECTIONS[index])
+        elif index == 2 and words:
+            words.append("亿")  # 1,0000,0000,0000 → 一万亿
+    spelled = "".join(words)
+    if spelled.startswith("一十"):
+        spelled = spelled[1:]  # 15 → 十五, 10,0000 → 十万
+    # A leading two before a power of ten is said 两: 两百, 两千, 两万, 两亿.
+    if len(spelled) > 1 and spelled[0] == "二" and spelled[1] in "百千万亿":
+        spelled = "两" + spelled[1:]
+    return spelled
 
-    words: str = cn2an.an2cn(run)
-    # cn2an writes 二百/二千/二万/二亿; a leading two before a power of ten is said 两.
-    if len(words) > 1 and words[0] == "二" and words[1] in "百千万亿":
-        words = "两" + words[1:]
-    return words
+
+def _section(section: int) -> str:
+    """1 to 9999 with its places, one 零 for each gap inside: 1010 → 一千零一十."""
+    words: list[str] = []
+    gap = False
+    for place in range(3, -1, -1):
+        digit = section // 10**place % 10
+        if not digit:
+            gap = True
+            continue
+        if gap and words:
+            words.append("零")
+        words.append(_QUANTITY_DIGITS[digit] + _PLACES[place])
+        gap = False
+    return "".join(words)
 
 
 def number(text: str) -> str:
