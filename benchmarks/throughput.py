@@ -25,7 +25,8 @@ For each newsreader run: the wall time, its ratio to the edge-tts CLI, the most 
 the stand-in saw at once (refused ones included), the level adaptive concurrency settled at
 (from ``read``'s summary line), and the *zero-overhead bound* at that level: when the last
 answer would end if every request took exactly what the latency model says, in newsreader's
-own work order, on that many connections from the start, with nothing else taking any time.
+own work order (as the stand-in received it), on that many connections from the start, with
+nothing else taking any time.
 The default run has to climb to that level, so for it the table also gives the bound *with the
 climb*: the same schedule on connections that open as adaptive concurrency opens them at best
 (4 and the first probe at once, then one more per handshake, as each probe is taken); the
@@ -117,6 +118,18 @@ def climb_bound(
     return max(slots)
 
 
+def asked_order(edge: EdgeStandin, segments: Sequence[Segment]) -> list[int]:
+    """The run's own work order, as the stand-in received it: positions in ``segments`` of each
+    text's first request (the order depends on the run's level, so it is read, not recomputed)."""
+    position: dict[str, int] = {}
+    for index, segment in enumerate(segments):
+        position.setdefault(segment.text, index)
+    order = list(dict.fromkeys(position[r.text] for r in edge.requests if r.text in position))
+    if len(order) != len(position):
+        raise RuntimeError(f"the stand-in saw {len(order)} of {len(position)} distinct texts")
+    return order
+
+
 _FIELDS_AT = 4
 """The side information starts after the 4-byte frame header (edge's frames carry no CRC)."""
 _PART2_3_LENGTH = (9, 12)
@@ -196,7 +209,6 @@ def one_run(
     extra: Sequence[str],
     pinned: int | None,
     segments: Sequence[Segment],
-    order: Sequence[int],
     latency: dict[str, float],
 ) -> Run:
     """One ``newsreader read`` of ``article``, measured and checked (``-o -`` in ``extra``:
@@ -218,6 +230,7 @@ def one_run(
     startup = log[0].at - latency["handshake_latency"] - started if log else float("nan")
     settled = SETTLED.search(timed.stderr)
     level = pinned if pinned is not None else int(settled[1]) if settled else None
+    order = asked_order(edge, segments)
     bound = zero_overhead_schedule(segments, edge, level, latency, order) if level else None
     climb = (
         climb_bound(segments, edge, level, latency, order, START_CONCURRENCY)
@@ -288,7 +301,7 @@ def main(argv: list[str]) -> None:
 
     from newsreader import pipeline
     from newsreader.config import Settings
-    from newsreader.synth.scheduler import START_CONCURRENCY, work_order
+    from newsreader.synth.scheduler import START_CONCURRENCY
 
     options = StandinOptions(
         max_connections=args.cap, retry_after=args.retry_after, **latency
@@ -311,7 +324,6 @@ def main(argv: list[str]) -> None:
             settings = Settings(engine="edge", voice=VOICE)
             script = pipeline.make_script(pipeline.load_article(str(article), settings), settings)
             segments = script.segments
-            order = work_order(segments)
             notes.append(
                 f"{name} article: {args.paragraphs * size} paragraphs, "
                 f"{sum(len(b.text) for b in script.article.blocks):,} characters, "
@@ -336,7 +348,7 @@ def main(argv: list[str]) -> None:
                     tries.append(
                         one_run(
                             edge, address, article, work, name, label, extra, pinned,
-                            segments, order, latency,
+                            segments, latency,
                         )
                     )  # fmt: skip
                 ranked = sorted(tries, key=lambda r: r.seconds)

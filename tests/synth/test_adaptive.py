@@ -15,7 +15,8 @@ from newsreader.models import Segment, SegmentAudio
 from newsreader.synth.base import REQUEST_PROGRESS, Progress
 from newsreader.synth.cache import SegmentCache
 from newsreader.synth.edge import EdgeEngine
-from newsreader.synth.scheduler import Limiter, Scheduler, WorkOrder, limiter_for, work_order
+from newsreader.synth.order import WorkOrder, work_order
+from newsreader.synth.scheduler import Limiter, Scheduler, limiter_for
 from tests.audio import make_script, make_segment
 from tests.standin.server import EdgeStandin, tone_mp3
 from tests.synth.test_stalls import edge_settings, segments

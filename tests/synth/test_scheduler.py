@@ -9,6 +9,7 @@ import pytest
 
 from newsreader.config import Settings
 from newsreader.errors import UsageError
+from newsreader.synth.order import WorkOrder, work_order
 from newsreader.synth.scheduler import (
     EMBEDDED_IN_FLIGHT,
     AdaptPolicy,
@@ -16,9 +17,7 @@ from newsreader.synth.scheduler import (
     Pace,
     StallPolicy,
     Ticket,
-    WorkOrder,
     limiter_for,
-    work_order,
 )
 from tests.audio import make_segment
 

@@ -8,14 +8,10 @@ ready, so a listener can start on the first paragraph while later ones are still
 synthesized. If some segments still fail, the others finish (and land in the cache) before
 ``SegmentsFailed`` names the ones that did not, so a re-run synthesizes only those.
 
-Work order (``work_order``): segments whose text is the same are synthesized once. The first
-``WorkOrder.head`` segments (the headline and the first paragraphs) are asked for in script
-order, so the listener's audio starts at once; after them, each window of ``WorkOrder.window``
-segments goes longest first, so the run does not end waiting for one long paragraph started
-last, and no segment waits behind one more than a window and a half further on: a remainder
-shorter than half a window joins the window before it, so the run never ends on a few segments
-asked for last, after every longer one (27 paragraphs: 4 + 24 + 1 left the last paragraph to
-start when the others were done; joined, the last round is filled with the shortest).
+Work order (``newsreader.synth.order``): segments whose text is the same are synthesized once.
+The headline and the first paragraphs are asked for in script order, so the listener's audio
+starts at once; after them, the segments go in windows, the first one planned for the
+connections as adaptive concurrency opens them, the others longest first.
 
 How many requests at once (the ``Limiter``'s *level*, ``allowed``) is found the way TCP finds its
 window, additive increase and multiplicative decrease, and never goes above ``limit``:
@@ -71,7 +67,7 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from newsreader.config import Settings
@@ -85,6 +81,7 @@ from newsreader.synth.base import (
     Progress,
 )
 from newsreader.synth.cache import SegmentCache, cache_key
+from newsreader.synth.order import Opening, WorkOrder, WorkPlan
 
 MAX_BACKOFF = 30.0
 """The longest back-off between two attempts of a segment, seconds."""
@@ -453,31 +450,6 @@ def _is_embedded(engine: Engine) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class WorkOrder:
-    """In which order a run asks for its segments (see the module docstring)."""
-
-    head: int = 4
-    """The first segments, asked for in script order: the listener's audio starts at once."""
-    window: int = 24
-    """After them, each window of this many segments goes longest first (the last one takes a
-    remainder shorter than half a window: up to one and a half windows)."""
-
-
-def work_order(segments: Sequence[Segment], order: WorkOrder | None = None) -> list[int]:
-    """Positions in ``segments`` in the order to ask for them."""
-    order = order or WorkOrder()
-    head = min(max(order.head, 0), len(segments))
-    ordered = list(range(head))
-    window = max(order.window, 1)
-    starts = list(range(head, len(segments), window))
-    if len(starts) > 1 and len(segments) - starts[-1] < window / 2:
-        starts.pop()  # a short remainder goes with the window before it
-    for start, end in zip(starts, [*starts[1:], len(segments)], strict=False):
-        ordered += sorted(range(start, end), key=lambda i: (-len(segments[i].text), i))
-    return ordered
-
-
 _KIND_WORDS = {
     "rate_limit": "rate limited by the voice service",
     "network": "network failure",
@@ -566,6 +538,16 @@ class Scheduler:
         self._voice_id = engine.voice_id(settings)
         self._hung_up: set[asyncio.Task[SegmentAudio]] = set()
         """Requests cancelled and still closing their connection (awaited at the end of run)."""
+
+    def _opening(self) -> Opening | None:
+        """How this run's connections are expected to open, for the work order; None for an
+        embedded engine (no connections: longest first)."""
+        if _is_embedded(self.engine):
+            return None
+        limiter = self.limiter
+        if limiter.adaptive and limiter.growing:
+            return Opening(at_once=limiter.allowed, limit=limiter.limit)
+        return Opening(at_once=limiter.allowed, limit=limiter.allowed)
 
     async def _attempts(self, segment: Segment) -> tuple[SegmentAudio, AudioStream | None]:
         settings = self.settings
@@ -779,8 +761,9 @@ class Scheduler:
         uses = Counter(keys)
         self.stats.duplicates += len(segments) - len(distinct)
         tasks: dict[str, asyncio.Task[tuple[SegmentAudio, bool]]] = {}
-        order = [distinct[p] for p in work_order([segments[i] for i in distinct], self.order)]
-        place = {index: at for at, index in enumerate(order)}
+        unique = [segments[i] for i in distinct]
+        plan = WorkPlan(unique, self.order, opening=self._opening())
+        rank = {index: p for p, index in enumerate(distinct)}
         ahead = max(AHEAD, 8 * self.limiter.limit)
         made = 0
 
@@ -789,7 +772,9 @@ class Scheduler:
             are made), only so far ahead of the listener: a task waiting for its turn, and a
             result waiting to be yielded, cost memory in a long article."""
             nonlocal made
-            for index in order[made:end]:
+            order = plan.through(end)
+            for p in order[made:end]:
+                index = distinct[p]
                 key = keys[index]
                 tasks[key] = asyncio.create_task(self._one(segments[index], key, uses[key]))
             made = max(made, min(end, len(order)))
@@ -798,7 +783,7 @@ class Scheduler:
         last_use = {key: index for index, key in enumerate(keys)}
         try:
             for index, key in enumerate(keys):
-                make_through(place[first_with[key]] + 1 + ahead)
+                make_through(plan.place(rank[first_with[key]]) + 1 + ahead)
                 try:
                     audio, from_cache = await tasks[key]
                 except TransientError as exc:
