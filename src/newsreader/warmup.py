@@ -2,7 +2,7 @@
 
 ``read`` imports only what its first requests need before it sends them; what a reading needs
 later (the voice's client while the article is being prepared; the MP3 writer, the level meter
-with numpy and scipy, the progress bar once the requests are out) is imported meanwhile in one
+with numpy, the progress bar once the requests are out) is imported meanwhile in one
 background thread, so that no first import blocks the event loop when the audio arrives.
 Imports hold the GIL only in bursts (loading a certificate store, reading files does not), and
 the loop gets it back within the interpreter's switch interval.
@@ -153,7 +153,7 @@ def reading_modules(
 ) -> tuple[str, ...]:
     """What ``read`` imports once audio arrives: the console first (the progress bar is made as
     soon as the requests are out), then what places and writes each segment, then, for a file,
-    the level meter (numpy) and what measures in its worker threads (PyAV, scipy)."""
+    the level meter (numpy) and what measures in its worker threads (PyAV)."""
     modules: list[str] = []
     if summary or progress_bar:
         modules.append("rich.console")
@@ -172,7 +172,6 @@ def reading_modules(
             "newsreader.audio.level",
             "newsreader.audio.loudness",
             "av",  # decodes each segment's frames for the measuring
-            "scipy.signal",  # the oversampling filter of the true peak
         ]
     return tuple(modules)
 

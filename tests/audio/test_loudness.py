@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from newsreader.audio.mp3 import silence
 from newsreader.errors import SynthesisError
 from newsreader.synth.espeak import SAMPLE_RATE as ESPEAK_RATE
 from tests.audio.meter import ebur128, speech_pcm
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sine(rate: int, seconds: float, frequency: float, amplitude: float, phase: float = 0.0):  # type: ignore[no-untyped-def]
@@ -178,3 +183,53 @@ def test_a_batch_with_a_piece_ffmpeg_cannot_decode_fails_whole(
     assert [m.integrated for m in again] == [
         measure_frames(p).integrated for p in speech_frames[:2]
     ]
+
+
+def test_the_k_filter_is_scipys_sosfilt_in_pieces_and_in_its_fallback() -> None:
+    from scipy.signal import sosfilt
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(50_001) * 0.3).astype(np.float32)
+    sos = loudness.k_weighting(24_000)
+    expected, state_after = sosfilt(sos, x.astype(np.float64), zi=np.zeros((2, 2)))
+    for kernel in (loudness._sos_kernel(), loudness._public_sosfilt):
+        state = np.zeros((1, 2, 2))
+        parts = []
+        for lo, hi in ((0, 7), (7, 20_000), (20_000, 50_001)):
+            part = np.array(x[lo:hi], dtype=np.float64).reshape(1, -1)
+            kernel(sos, part, state)
+            parts.append(part[0])
+        assert np.array_equal(np.concatenate(parts), expected)
+        assert np.array_equal(state[0], state_after)
+    assert loudness._sos_kernel() is not loudness._public_sosfilt  # scipy's compiled one
+
+
+def test_the_interpolator_is_scipys_firwin_design() -> None:
+    from scipy.signal import firwin
+
+    for up in (4, 5, 8, 9, 12):
+        taps, bound = loudness.interpolator(up)
+        reference = firwin(2 * loudness.HALF_TAPS * up + 1, 1 / up, window=("kaiser", 5.0)) * up
+        np.testing.assert_allclose(taps, reference, rtol=0, atol=1e-15)
+        assert bound == pytest.approx(max(np.abs(reference[p::up]).sum() for p in range(up)))
+
+
+def test_measuring_edge_audio_does_not_import_scipy_signal() -> None:
+    # import scipy.signal pulls in scipy.stats, interpolate, optimize and spatial: about 1 s of
+    # CPU under the GIL, which a reading paid in the middle of its first requests.
+    script = (
+        "import sys\n"
+        "from tests.standin.server import tone_mp3\n"
+        "from newsreader.audio.loudness import FramesLoudness\n"
+        "meter = FramesLoudness()\n"
+        "meter.add(tone_mp3(400))\n"
+        "found = meter.finish()\n"
+        "assert found.seconds > 9 and found.true_peak > -40, found\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    loaded = done.stdout.strip()
+    assert "scipy.signal._sosfilt" in loaded
+    assert "'scipy.signal'" not in loaded and "scipy.stats" not in loaded, loaded

@@ -22,7 +22,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -243,6 +243,69 @@ def k_weighting(rate: int) -> FloatArray:
     return np.array([shelf, highpass])
 
 
+def k_filter(sos: FloatArray, samples: Samples, state: FloatArray) -> FloatArray:
+    """``samples`` through the cascade ``sos`` (``k_weighting``), in float64, from ``state``
+    (shape ``(1, sections, 2)``, updated in place): ``scipy.signal.sosfilt(sos, samples,
+    zi=state[0])``, bit for bit."""
+    filtered: FloatArray = np.array(samples, dtype=np.float64, order="C").reshape(1, -1)
+    _sos_kernel()(sos, filtered, state)
+    weighted: FloatArray = filtered[0]
+    return weighted
+
+
+_KERNEL_LOCK = threading.Lock()
+
+
+@functools.cache
+def _sos_kernel() -> Callable[[FloatArray, FloatArray, FloatArray], None]:
+    """scipy's compiled second-order-sections filter: what ``scipy.signal.sosfilt`` runs after
+    checking its arguments (``kernel(sos, x, zi)``: float64, C order, ``x`` of shape (1, n) and
+    ``zi`` of (1, sections, 2) filtered in place; it lets go of the GIL while it runs).
+
+    Loaded from its extension module alone: ``import scipy.signal`` also imports scipy.stats,
+    interpolate, optimize and spatial, about 1 s of CPU mostly under the GIL, and a reading did
+    that in the middle of its first requests (each step of the climb took 10 to 20 ms longer).
+    The module is registered under its own name, so a later ``import scipy.signal`` uses it.
+    If scipy keeps it elsewhere one day, ``scipy.signal.sosfilt`` itself is used (tests compare
+    the two)."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    with _KERNEL_LOCK:
+        name = "scipy.signal._sosfilt"
+        module = sys.modules.get(name)
+        if module is None:
+            import scipy  # the package alone is light
+
+            folder = Path(scipy.__file__).parent / "signal"
+            paths = [folder / f"_sosfilt{end}" for end in importlib.machinery.EXTENSION_SUFFIXES]
+            path = next((p for p in paths if p.is_file()), None)
+            spec = None
+            if path is not None:
+                loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+                spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+            if spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    module = None
+        kernel = getattr(module, "_sosfilt", None)
+    if callable(kernel):
+        return cast(Callable[[FloatArray, FloatArray, FloatArray], None], kernel)
+    return _public_sosfilt
+
+
+def _public_sosfilt(sos: FloatArray, x: FloatArray, zi: FloatArray) -> None:
+    from scipy.signal import sosfilt
+
+    x[0], zi[0] = sosfilt(sos, x[0], zi=zi[0])
+
+
 def oversampling(rate: int) -> int:
     """The true-peak oversampling factor for ``rate``: at least 4, and to >= 192 kHz."""
     return max(4, -(-TRUE_PEAK_RATE // rate))
@@ -250,12 +313,19 @@ def oversampling(rate: int) -> int:
 
 @functools.cache
 def interpolator(up: int) -> tuple[FloatArray, float]:
-    """The polyphase low-pass for ``up``x oversampling (scipy's ``resample_poly`` design), and
-    the most any oversampled value can exceed the largest input sample it is made from (the
-    largest L1 norm of one phase)."""
-    from scipy.signal import firwin
+    """The polyphase low-pass for ``up``x oversampling (scipy's ``resample_poly`` design: a
+    Kaiser-windowed sinc, beta 5, cut at the input's Nyquist frequency, unity gain at 0 Hz, times
+    ``up``), and the most any oversampled value can exceed the largest input sample it is made
+    from (the largest L1 norm of one phase).
 
-    taps: FloatArray = firwin(2 * HALF_TAPS * up + 1, 1 / up, window=("kaiser", 5.0)) * up
+    Made with numpy alone: ``scipy.signal.firwin`` makes the same taps (to the last bit or two;
+    a test compares them), but importing scipy.signal costs about 1 s of CPU (it imports
+    scipy.stats, interpolate, optimize and spatial), mostly under the GIL, in the middle of a
+    reading."""
+    count = 2 * HALF_TAPS * up + 1
+    offsets = np.arange(count) - (count - 1) / 2
+    taps: FloatArray = np.sinc(offsets / up) / up * np.kaiser(count, 5.0)
+    taps = taps / taps.sum() * up
     bound = max(float(np.abs(taps[phase::up]).sum()) for phase in range(up))
     return taps, bound
 
@@ -495,17 +565,16 @@ class LoudnessStream:
         self.samples = 0
         """Samples added so far."""
         self._sos = k_weighting(rate)
-        self._state: Any = np.zeros((len(self._sos), 2))
+        self._state: FloatArray = np.zeros((1, len(self._sos), 2))
+        """The filter's state, carried from block to block (filtered in place)."""
         self._energy: list[FloatArray] = []
         self._rest: FloatArray = np.zeros(0)  # the K-weighted samples of a partial chunk
         self._peak = TruePeak(rate)
 
     def add(self, samples: Samples) -> None:
-        from scipy.signal import sosfilt
-
         chunk = self.chunk
         for _, part in _blocks(samples, max(chunk, _FILTER_BLOCK // chunk * chunk)):
-            weighted, self._state = sosfilt(self._sos, part, zi=self._state)
+            weighted = k_filter(self._sos, part, self._state)
             if len(self._rest):
                 weighted = np.concatenate((self._rest, weighted))
             whole = len(weighted) // chunk * chunk
