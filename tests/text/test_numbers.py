@@ -3,7 +3,9 @@
 cn2an is the reference (a test dependency only): every integer up to 100,000, every power of ten
 and its neighbours up to 16 digits, a few thousand seeded random integers of 1 to 16 digits, and
 as many sparse ones (a few digits among zeros, where the 零 rules are), all spelled alike, with
-our one change: a leading 二 before 百/千/万/亿 is said 两.
+our two changes: a leading 二 before 百/千/万/亿 is said 两, and a whole four-digit section of
+zeros between two others is read 零 even when the next one starts with its 千 (1,0000,1000:
+一亿零一千, where cn2an says 一亿一千 but 一亿零一万 for 1,0001,0000).
 """
 
 from __future__ import annotations
@@ -16,8 +18,23 @@ import pytest
 from newsreader.text.numbers import integer, number, roman
 
 
+def _zero_section_then_thousands(value: int) -> bool:
+    """A section of zeros after a non-zero one and before one of 1000 or more (our change)."""
+    sections = [value // 10 ** (4 * i) % 10000 for i in range(3, -1, -1)]
+    while sections and sections[0] == 0:
+        sections.pop(0)
+    for at in range(1, len(sections) - 1):
+        if sections[at] == 0:
+            rest = [s for s in sections[at + 1 :] if s]
+            if rest and rest[0] >= 1000:
+                return True
+    return False
+
+
 def _reference(value: int) -> str:
     words: str = cn2an.an2cn(str(value))
+    if _zero_section_then_thousands(value):
+        words = words.replace("亿", "亿零", 1) if "亿" in words else words
     if len(words) > 1 and words[0] == "二" and words[1] in "百千万亿":
         words = "两" + words[1:]
     return words
@@ -77,7 +94,10 @@ def test_seeded_sparse_integers_where_the_zero_rules_apply() -> None:
         ("1010", "一千零一十"),
         ("10001", "一万零一"),
         ("1001000", "一百万一千"),
-        ("100001000", "一亿一千"),
+        ("100001000", "一亿零一千"),
+        ("1000000001000", "一万亿零一千"),
+        ("1000000010000", "一万亿零一万"),
+        ("10001000", "一千万一千"),
         ("100010000", "一亿零一万"),
         ("1000010000", "十亿零一万"),
         ("1000000000000", "一万亿"),
