@@ -83,7 +83,7 @@ class RequestModel:
 
 
 PLAN_TRIES = 3000
-"""Orders tried for one window at most (a few milliseconds for 24 segments)."""
+"""Orders tried for one window at most (4 to 12 ms for 24 segments and the next window)."""
 
 
 class WorkPlan:
