@@ -10,8 +10,8 @@ synthesized. If some segments still fail, the others finish (and land in the cac
 
 Work order (``newsreader.synth.order``): segments whose text is the same are synthesized once.
 The headline and the first paragraphs are asked for in script order, so the listener's audio
-starts at once; after them, the segments go in windows, the first one planned for the
-connections as adaptive concurrency opens them, the others longest first.
+starts at once; after them, the segments go in windows, each planned for the connections the
+run will have (as adaptive concurrency opens them, then as they free up).
 
 How many requests at once (the ``Limiter``'s *level*, ``allowed``) is found the way TCP finds its
 window, additive increase and multiplicative decrease, and never goes above ``limit``:
