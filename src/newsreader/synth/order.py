@@ -121,8 +121,10 @@ class WorkPlan:
 
     def place(self, position: int) -> int:
         """Where segment ``position`` is in the order (its window is planned, if not yet)."""
-        end = next((end for start, end in self._windows if start <= position < end), position + 1)
-        self.through(end)
+        if position not in self._places:  # asked once per segment: no scan once planned
+            windows = self._windows
+            end = next((end for start, end in windows if start <= position < end), position + 1)
+            self.through(end)
         return self._places[position]
 
     def through(self, end: int) -> list[int]:
