@@ -437,9 +437,8 @@ async def write_reading(
             return dataclasses.replace(written, timeline=timeline)
         from newsreader.audio.writer import Mp3Writer
 
-        with Mp3Writer(output) as writer:
-            # each segment is measured as its audio streams in, while other requests are still out
-            levels = ahead_levels(settings)
+        # each segment is measured as its audio streams in, while other requests are still out
+        with Mp3Writer(output) as writer, ahead_levels(settings) as levels:
             # the meter is made when the first audio is written (after the first requests)
             later = MadeOnFirstUse(lambda: measured(writer, settings, clips, levels))
             written = await render_to(

@@ -3,6 +3,7 @@ level meter gets later, taken once; failures reach the meter; ``read`` measures 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -107,20 +108,42 @@ def test_audio_with_a_tag_is_measured_as_the_frames_the_meter_will_see() -> None
 
 
 def test_two_workers_at_most_and_every_piece_its_own_measurement() -> None:
-    import threading
-
     pieces = [tone_mp3(60 + 20 * n) for n in range(6)]
+    before = set(threading.enumerate())  # other tests' workers may still be waiting
     levels = AheadLevels(None, batch_frames=50)  # a batch a piece: both workers busy
     seen = 0
     for piece in pieces:
         levels.ahead(piece)
-        alive = [t for t in threading.enumerate() if t.name == "levels-ahead" and t.is_alive()]
+        alive = [t for t in _workers() if t not in before and t.is_alive()]
         seen = max(seen, len(alive))
     assert 1 <= seen <= 2
     _until(lambda: levels.measured == len(pieces))
     found = levels.measure(pieces)
     plain = LevelCache(None).measure(pieces)
     assert all(_same(a, b) for a, b in zip(found, plain, strict=True))
+    levels.close()
+
+
+def _workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "levels-ahead"]
+
+
+def test_a_worker_waits_for_more_work_and_ends_when_closed() -> None:
+    before = set(_workers())
+    levels = AheadLevels(None)
+    levels.ahead(tone_mp3(60))
+    _until(lambda: levels.measured == 1)
+    (worker,) = [t for t in _workers() if t not in before]
+    assert worker.is_alive()  # waiting for the next piece (a reading's audio comes in bursts)
+    levels.ahead(tone_mp3(80))
+    _until(lambda: levels.measured == 2)
+    assert [t for t in _workers() if t not in before] == [worker]  # it took the next piece
+    levels.close()
+    worker.join(timeout=2)
+    assert not worker.is_alive()  # ended at once, not after LINGER
+    with levels:  # work given after the close is still done, by a worker started for it
+        levels.ahead(tone_mp3(100))
+        _until(lambda: levels.measured == 3)
 
 
 def test_silence_is_not_measured_ahead_nor_kept() -> None:
