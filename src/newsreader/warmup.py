@@ -33,6 +33,12 @@ CLIENTS = {"edge": ("edge_tts",)}
 """The client library each online engine imports when it makes its first request (its own
 module imports it late, so that a reading from the cache never pays for it)."""
 
+TLS_AT_IMPORT: dict[str, tuple[str | None, ...]] = {"edge_tts": (None, "certifi", "certifi")}
+"""The TLS contexts a client library makes as it is imported (``cafile``: None for the system's
+authorities, ``"certifi"`` for certifi's bundle), in order: aiohttp's connector, then
+edge_tts's ``communicate`` and ``voices``. A warm-up that imports the library has them made
+ahead, in a thread of their own (``newsreader.tls_ahead``)."""
+
 EXIT_WAIT = 5.0
 """Seconds the exit waits at most for the module a warm-up is importing (typically under 0.3)."""
 
@@ -77,18 +83,33 @@ class Warmup:
 
     def _run(self) -> None:
         try:
-            for name in self.modules:
-                if self._stop.is_set():
-                    return
-                if name in sys.modules:
-                    continue
-                try:
-                    importlib.import_module(name)
-                except BaseException:  # raised again where the module is used
-                    self.failed.append(name)
+            with self._contexts_ahead():
+                for name in self.modules:
+                    if self._stop.is_set():
+                        return
+                    if name in sys.modules:
+                        continue
+                    try:
+                        importlib.import_module(name)
+                    except BaseException:  # raised again where the module is used
+                        self.failed.append(name)
         finally:
             with _lock:
                 _running.discard(self)
+
+    def _contexts_ahead(self) -> contextlib.AbstractContextManager[None]:
+        """The TLS contexts the modules to import will make, made ahead (``TLS_AT_IMPORT``)."""
+        wanted = [
+            cafile
+            for name in self.modules
+            if name not in sys.modules
+            for cafile in TLS_AT_IMPORT.get(name, ())
+        ]
+        if not wanted:
+            return contextlib.nullcontext()
+        from newsreader.tls_ahead import ContextsAhead
+
+        return ContextsAhead(wanted).start().serving()
 
 
 def warm(modules: Iterable[str], *, name: str = "newsreader-warmup") -> Warmup:

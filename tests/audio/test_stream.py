@@ -135,7 +135,6 @@ def test_the_decoder_gives_ffmpegs_samples_in_any_pieces(speech_frames: list[byt
         assert np.array_equal(np.concatenate([*parts, decoder.flush()]), expected)
 
 
-
 def test_the_decoder_reads_the_plane_as_pyav_converts_it(speech_frames: list[bytes]) -> None:
     """The first channel read straight from the frame's plane, and as ``to_ndarray`` converts
     the frame (the way for a decoder that gave anything but planar float), are the same."""
@@ -147,6 +146,7 @@ def test_the_decoder_reads_the_plane_as_pyav_converts_it(speech_frames: list[byt
     assert direct._planar is True
     assert len(a) == len(mp3) // FRAME_BYTES * 576
     assert np.array_equal(a, b)
+
 
 def _garbage() -> bytes:
     noise = np.random.default_rng(1).integers(0, 256, 140 * 40, dtype=np.uint8).tobytes()
