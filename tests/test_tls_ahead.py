@@ -74,6 +74,31 @@ def test_the_standard_function_is_back_after_the_import_even_when_it_fails() -> 
     assert ssl.create_default_context is original
 
 
+def test_blocks_in_two_threads_serve_each_their_own_and_close_in_any_order() -> None:
+    original = ssl.create_default_context
+    first, second = ContextsAhead([CERTIFI]).start(), ContextsAhead([CERTIFI]).start()
+    opened, close_first, first_closed = threading.Event(), threading.Event(), threading.Event()
+
+    def other() -> None:
+        with first.serving():
+            opened.set()
+            close_first.wait(10)
+            ssl.create_default_context(cafile=certifi.where())
+        first_closed.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert opened.wait(10)
+    with second.serving():  # opened after the other thread's, closed after it
+        close_first.set()
+        assert first_closed.wait(10)
+        assert ssl.create_default_context is not original  # still open here
+        ssl.create_default_context(cafile=certifi.where())
+    thread.join()
+    assert (first.served, second.served) == (1, 1)
+    assert ssl.create_default_context is original
+
+
 def test_a_context_that_cannot_be_made_ahead_is_made_by_the_caller(tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere.pem")
     ahead = ContextsAhead([missing]).start()
@@ -110,7 +135,7 @@ def test_importing_the_client_takes_every_context_made_ahead() -> None:
 
 def test_a_warmup_that_imports_the_client_has_its_contexts_made_ahead() -> None:
     code = (
-        "import threading\n"
+        "import ssl, threading\n"
         "import newsreader.tls_ahead as made\n"
         "calls = []\n"
         "original = made._ORIGINAL\n"
@@ -118,6 +143,7 @@ def test_a_warmup_that_imports_the_client_has_its_contexts_made_ahead() -> None:
         "    calls.append(threading.current_thread().name)\n"
         "    return original(*args, **kwargs)\n"
         "made._ORIGINAL = recorded\n"
+        "ssl.create_default_context = recorded  # what the hand-over falls back to\n"
         "from newsreader.warmup import Warmup\n"
         "warmup = Warmup(['edge_tts'], name='client').start()\n"
         "assert warmup.join(60) and not warmup.failed\n"

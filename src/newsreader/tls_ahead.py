@@ -111,39 +111,58 @@ class ContextsAhead:
     def serving(self) -> Iterator[None]:
         """While in the block, this thread's ``ssl.create_default_context`` calls for a
         server's authentication with a wanted ``cafile`` (and nothing else) get the contexts
-        made ahead."""
+        made ahead. Blocks in several threads at once each serve their own thread; the function
+        in ``ssl`` is swapped while any is open and put back when the last one closes."""
         if not self.wanted:
             yield
             return
         me = threading.get_ident()
-
-        def create_default_context(
-            purpose: Any = ssl.Purpose.SERVER_AUTH,
-            *,
-            cafile: Any = None,
-            capath: Any = None,
-            cadata: Any = None,
-        ) -> ssl.SSLContext:
-            plain = purpose == ssl.Purpose.SERVER_AUTH and capath is None and cadata is None
-            if (
-                plain
-                and threading.get_ident() == me
-                and (cafile is None or isinstance(cafile, str))
-            ):
-                context = self.take(cafile)
-                if context is not None:
-                    return context
-            return _ORIGINAL(purpose, cafile=cafile, capath=capath, cadata=cadata)
-
         with _PATCH_LOCK:
-            before = ssl.create_default_context
-            ssl.create_default_context = create_default_context
+            outer = _serving.get(me)
+            _serving[me] = self
+            if _installed["before"] is None:
+                _installed["before"] = ssl.create_default_context
+                ssl.create_default_context = _dispatch
         try:
             yield
         finally:
             with _PATCH_LOCK:
-                if ssl.create_default_context is create_default_context:
-                    ssl.create_default_context = before
+                if outer is None:
+                    _serving.pop(me, None)
+                else:
+                    _serving[me] = outer
+                before = _installed["before"]
+                if not _serving and before is not None:
+                    if ssl.create_default_context is _dispatch:
+                        ssl.create_default_context = before
+                    _installed["before"] = None
+
+
+_serving: dict[int, ContextsAhead] = {}
+"""The contexts made ahead for each thread in a ``serving`` block."""
+_installed: dict[str, Any] = {"before": None}
+"""What ``ssl.create_default_context`` was before ``_dispatch`` took its place (None: not in
+place)."""
+
+
+def _dispatch(
+    purpose: Any = ssl.Purpose.SERVER_AUTH,
+    *,
+    cafile: Any = None,
+    capath: Any = None,
+    cadata: Any = None,
+) -> ssl.SSLContext:
+    """``ssl.create_default_context`` while a ``serving`` block is open: a context made ahead
+    for a thread in one, if it is one of those made; else the function it took the place of."""
+    ahead = _serving.get(threading.get_ident())
+    plain = purpose == ssl.Purpose.SERVER_AUTH and capath is None and cadata is None
+    if ahead is not None and plain and (cafile is None or isinstance(cafile, str)):
+        context = ahead.take(cafile)
+        if context is not None:
+            return context
+    before = _installed["before"] or _ORIGINAL
+    made: ssl.SSLContext = before(purpose, cafile=cafile, capath=capath, cadata=cadata)
+    return made
 
 
 _ORIGINAL = ssl.create_default_context
