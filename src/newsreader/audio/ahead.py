@@ -55,9 +55,10 @@ LINGER = 1.0
 """Seconds a worker with nothing to do waits for more before it ends. A reading's audio comes
 in bursts (a step of each stream every few milliseconds while the requests are out), and a
 worker started afresh for each burst (380 for the 16-minute benchmark article) made its
-scratch buffers and heap anew each time: the page faults cost three times the measuring itself
-(2 s of CPU instead of 0.6 s, taken from the two cores the requests share). ``close`` ends the
-waiting at once when the reading is done."""
+scratch buffers and heap anew each time: the measuring took 2.0 to 2.3 s of CPU in such a run,
+1.5 s with workers that wait (0.6 s measured in one piece, alone; the rest is handing the GIL
+back and forth with a busy event loop). ``close`` ends the waiting at once when the reading is
+done."""
 
 
 class AheadLevels(LevelCache):
