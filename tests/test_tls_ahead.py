@@ -125,12 +125,7 @@ def test_importing_the_client_takes_every_context_made_ahead() -> None:
         " id(edge_tts.voices._SSL_CTX)}\n"
         "print(ahead.served, len(held))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["3", "3"]
+    assert _fresh_interpreter(code) == ["3", "3"]
 
 
 def test_a_warmup_that_imports_the_client_has_its_contexts_made_ahead() -> None:
@@ -149,9 +144,14 @@ def test_a_warmup_that_imports_the_client_has_its_contexts_made_ahead() -> None:
         "assert warmup.join(60) and not warmup.failed\n"
         "print(' '.join(calls))\n"
     )
+    assert _fresh_interpreter(code) == ["tls-ahead"] * 3  # none made again by the importer
+
+
+def _fresh_interpreter(code: str) -> list[str]:
+    """What ``code`` prints, run in a new interpreter (words), which must succeed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["tls-ahead"] * 3  # none made again by the importing thread
+    return done.stdout.split()
