@@ -58,11 +58,12 @@ class ContextsAhead:
     authorities, ``CERTIFI``: certifi's bundle, else a file), made in a daemon thread."""
 
     def __init__(self, wanted: Sequence[str | None]) -> None:
-        self.wanted: list[str | None] = []
-        for cafile in wanted:
-            path = certifi_bundle() if cafile == CERTIFI else cafile
-            if cafile != CERTIFI or path is not None:
-                self.wanted.append(_key(path))
+        bundle = certifi_bundle() if CERTIFI in wanted else None
+        self.wanted: list[str | None] = [
+            _key(bundle if cafile == CERTIFI else cafile)
+            for cafile in wanted
+            if cafile != CERTIFI or bundle is not None
+        ]
         self.served = 0
         """Contexts handed out from those made ahead."""
         self._made: dict[str | None, list[ssl.SSLContext]] = {}
